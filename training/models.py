@@ -1,0 +1,1 @@
+# Models arrive with the runs and registry issue (#4).
