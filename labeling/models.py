@@ -95,7 +95,7 @@ class PromptRow(models.Model):
     split = models.CharField(max_length=8, choices=Split.choices, default=Split.TRAIN)
 
     class Meta:
-        ordering = ["dataset", "index"]
+        ordering = ["dataset_id", "index"]
         constraints = [models.UniqueConstraint(fields=["dataset", "index"], name="promptrow_unique_index")]
 
 
@@ -141,7 +141,7 @@ class Completion(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
 
     class Meta:
-        ordering = ["comparison", "position"]
+        ordering = ["comparison_id", "position"]
         constraints = [models.UniqueConstraint(fields=["comparison", "position"], name="completion_unique_position")]
 
 

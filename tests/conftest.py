@@ -32,8 +32,10 @@ def pytest_runtest_setup(item):
 
 
 @pytest.fixture(autouse=True)
-def _artifacts_in_tmp(settings, tmp_path):
+def _test_settings(settings, tmp_path):
     settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+    # Real hashing is deliberately slow; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

@@ -1,0 +1,93 @@
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+
+from config.exceptions import ServiceError
+from labeling.apis.common import ProjectAPIView, ordered, paginate, reject_unknown_params
+from labeling.models import Comparison, Role
+from labeling.services.comparisons import comparisons_import
+from labeling.services.preferences import preferences_import
+
+
+class ComparisonOutput(serializers.ModelSerializer):
+    class CompletionOutput(serializers.Serializer):
+        id = serializers.IntegerField()
+        position = serializers.IntegerField()
+        text = serializers.CharField()
+        model_name = serializers.CharField()
+
+    completions = CompletionOutput(many=True)
+
+    class Meta:
+        model = Comparison
+        fields = ("id", "prompt", "split", "is_gold", "gold", "label_count", "metadata", "created_at", "completions")
+
+
+class UploadInput(serializers.Serializer):
+    file = serializers.FileField()
+
+
+def checked_size(upload):
+    limit = settings.RANKFORGE_MAX_UPLOAD_BYTES
+    if upload.size is not None and upload.size > limit:
+        raise ServiceError(f"{upload.name} is {upload.size:,} bytes; the upload limit is {limit:,} bytes.", status=413)
+    return upload
+
+
+def uploaded(request):
+    data = UploadInput(data=request.data)
+    data.is_valid(raise_exception=True)
+    return checked_size(data.validated_data["file"])
+
+
+class ComparisonListImportApi(ProjectAPIView):
+    read_role = Role.REVIEWER
+    parser_classes = [MultiPartParser]
+    FILTERS = ("split", "is_gold")
+
+    @extend_schema(responses=ComparisonOutput(many=True))
+    def get(self, request, project_id: int):
+        access = self.access(request, project_id)
+        reject_unknown_params(request, allowed=self.FILTERS)
+        comparisons = Comparison.objects.filter(project=access.project).prefetch_related("completions")
+        if split := request.query_params.get("split"):
+            comparisons = comparisons.filter(split=split)
+        if (is_gold := request.query_params.get("is_gold")) is not None:
+            comparisons = comparisons.filter(is_gold=is_gold.lower() in ("1", "true"))
+        comparisons = ordered(comparisons, request, allowed=("id", "label_count", "created_at"), default="id")
+        return paginate(self, request, comparisons, ComparisonOutput)
+
+    @extend_schema(
+        request={"multipart/form-data": UploadInput},
+        responses={201: dict},
+        summary="Import JSONL lines {prompt, completions: [K], split?, metadata?, gold?: {ranks, failed}}",
+    )
+    def post(self, request, project_id: int):
+        access = self.access(request, project_id)
+        upload = uploaded(request)
+        result = comparisons_import(project=access.project, stream=upload, filename=upload.name)
+        return Response(result, status=status.HTTP_201_CREATED)
+
+
+class PreferenceImportInput(UploadInput):
+    on_error = serializers.ChoiceField(choices=["fail", "skip"], default="fail")
+    eval_fraction = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.1)
+
+
+class PreferenceImportApi(ProjectAPIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        request={"multipart/form-data": PreferenceImportInput},
+        responses={201: dict},
+        summary="Import labelled pairs: HH-RLHF {chosen, rejected} transcripts or {prompt, chosen, rejected}",
+    )
+    def post(self, request, project_id: int):
+        access = self.access(request, project_id)
+        data = PreferenceImportInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = checked_size(data.validated_data.pop("file"))
+        result = preferences_import(project=access.project, stream=upload, filename=upload.name, **data.validated_data)
+        return Response(result, status=status.HTTP_201_CREATED)
