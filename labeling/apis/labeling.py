@@ -9,7 +9,7 @@ from labeling.models import Ranking
 from labeling.services.assignments import assignment_next, assignment_skip, ranking_submit
 
 
-class CompletionOutput(serializers.Serializer):
+class LeaseCompletionOutput(serializers.Serializer):
     id = serializers.IntegerField()
     position = serializers.IntegerField()
     text = serializers.CharField()
@@ -18,18 +18,18 @@ class CompletionOutput(serializers.Serializer):
 class LeaseOutput(serializers.Serializer):
     """What a labeler sees: no gold flag, no other labelers' work."""
 
-    class AssignmentOutput(serializers.Serializer):
+    class LeaseAssignmentOutput(serializers.Serializer):
         id = serializers.IntegerField()
         created_at = serializers.DateTimeField()
         expires_at = serializers.DateTimeField()
 
-    class ComparisonOutput(serializers.Serializer):
+    class LeaseComparisonOutput(serializers.Serializer):
         id = serializers.IntegerField()
         prompt = serializers.CharField()
 
-    assignment = AssignmentOutput()
-    comparison = ComparisonOutput()
-    completions = CompletionOutput(many=True)
+    assignment = LeaseAssignmentOutput()
+    comparison = LeaseComparisonOutput()
+    completions = LeaseCompletionOutput(many=True)
 
 
 class NextApi(APIView):

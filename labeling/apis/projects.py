@@ -22,7 +22,7 @@ class UserOutput(serializers.ModelSerializer):
 
 
 class UserListCreateApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class UserInput(serializers.Serializer):
         username = serializers.CharField(max_length=150)
         password = serializers.CharField(min_length=8, write_only=True)
         email = serializers.EmailField(required=False, default="")
@@ -39,10 +39,10 @@ class UserListCreateApi(APIView):
         users = ordered(User.objects.all(), request, allowed=("id", "username"), default="id")
         return paginate(self, request, users, UserOutput)
 
-    @extend_schema(request=InputSerializer, responses={201: UserOutput})
+    @extend_schema(request=UserInput, responses={201: UserOutput})
     def post(self, request):
         self.check_platform_admin(request)
-        data = self.InputSerializer(data=request.data)
+        data = self.UserInput(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.user_create(**data.validated_data)
         return Response(UserOutput(user).data, status=status.HTTP_201_CREATED)
@@ -144,7 +144,7 @@ class MembershipOutput(serializers.ModelSerializer):
 class MemberListCreateApi(ProjectAPIView):
     read_role = Role.REVIEWER
 
-    class InputSerializer(serializers.Serializer):
+    class MemberInput(serializers.Serializer):
         username = serializers.CharField()
         role = serializers.ChoiceField(choices=Role.choices)
 
@@ -158,10 +158,10 @@ class MemberListCreateApi(ProjectAPIView):
         members = ordered(members, request, allowed=("id", "role", "created_at"), default="id")
         return paginate(self, request, members, MembershipOutput)
 
-    @extend_schema(request=InputSerializer, responses={201: MembershipOutput})
+    @extend_schema(request=MemberInput, responses={201: MembershipOutput})
     def post(self, request, project_id: int):
         access = self.access(request, project_id)
-        data = self.InputSerializer(data=request.data)
+        data = self.MemberInput(data=request.data)
         data.is_valid(raise_exception=True)
         membership = services.membership_set(project=access.project, **data.validated_data)
         return Response(MembershipOutput(membership).data, status=status.HTTP_201_CREATED)

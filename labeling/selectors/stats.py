@@ -1,0 +1,220 @@
+"""Project statistics: progress, inter-labeler agreement and per-labeler quality.
+
+Reads a handful of queries (progress, assignments per labeler, all rankings of the chosen sources,
+usernames) whatever the project's size, and hands plain dicts to ``labeling.agreement``.
+"""
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Exists, OuterRef, Q
+from django.utils import timezone
+
+from config.exceptions import ServiceError
+from labeling import agreement
+from labeling.models import Assignment, AssignmentState, Comparison, LabelSource, Project, Ranking, Role
+
+User = get_user_model()
+
+DEFAULT_SOURCES = (LabelSource.HUMAN,)
+
+
+def _order_scores(order) -> tuple[int | None, dict[int, float]] | None:
+    """(criterion, scores) of one stored order, or None for a malformed one (skipped, not fatal)."""
+    if not isinstance(order, dict):
+        return None
+    try:
+        criterion = order.get("criterion")
+        criterion = None if criterion is None else int(criterion)
+        return criterion, agreement.scores_from_order(order.get("ranks") or {}, order.get("failed") or ())
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def project_progress(*, project: Project, now: datetime | None = None) -> tuple[dict, dict[int, dict]]:
+    """Counts over the project's comparisons and leases (two queries), and per-labeler lease counts.
+
+    ``complete``: non-gold comparisons with ``label_count >= overlap``; ``in_progress``: the other
+    non-gold ones that have a ranking or a live lease; ``not_started``: the rest. Gold comparisons are
+    counted apart. ``skipped`` counts skipped assignments, ``live_leases`` leases not yet expired.
+    """
+    now = now or timezone.now()
+    live_lease = Assignment.objects.filter(comparison=OuterRef("pk"), state=AssignmentState.LEASED, expires_at__gt=now)
+    overlap = project.overlap
+    counts = (
+        Comparison.objects.filter(project=project)
+        .annotate(leased=Exists(live_lease))
+        .aggregate(
+            comparisons_total=Count("pk", filter=Q(is_gold=False)),
+            gold_total=Count("pk", filter=Q(is_gold=True)),
+            complete=Count("pk", filter=Q(is_gold=False, label_count__gte=overlap)),
+            in_progress=Count(
+                "pk",
+                filter=Q(is_gold=False, label_count__lt=overlap) & (Q(label_count__gt=0) | Q(leased=True)),
+            ),
+        )
+    )
+    by_labeler = {
+        row["labeler_id"]: row
+        for row in Assignment.objects.filter(project=project)
+        .values("labeler_id")
+        .annotate(
+            skipped=Count("pk", filter=Q(state=AssignmentState.SKIPPED)),
+            live=Count("pk", filter=Q(state=AssignmentState.LEASED, expires_at__gt=now)),
+        )
+        .order_by()
+    }
+    progress = {
+        "overlap": overlap,
+        "comparisons_total": counts["comparisons_total"],
+        "complete": counts["complete"],
+        "in_progress": counts["in_progress"],
+        "not_started": counts["comparisons_total"] - counts["complete"] - counts["in_progress"],
+        "gold_total": counts["gold_total"],
+        "skipped": sum(row["skipped"] for row in by_labeler.values()),
+        "live_leases": sum(row["live"] for row in by_labeler.values()),
+    }
+    return progress, by_labeler
+
+
+def _pair_count(count: agreement.PairCount | None) -> tuple[float | None, int]:
+    return (count.rate, count.pairs) if count is not None else (None, 0)
+
+
+def project_stats(
+    *,
+    project: Project,
+    criterion_id: int | None = None,
+    sources: Iterable[str] = DEFAULT_SOURCES,
+    only_labeler=None,
+    now: datetime | None = None,
+) -> dict:
+    """Progress, agreement and per-labeler rows for one project.
+
+    ``criterion_id`` picks the orders for one criterion; None takes every order of every ranking, each
+    (comparison, criterion) ranked and compared on its own (for a project that ranks overall that is
+    just the overall order). ``sources`` picks human / ai / imported rankings (human by default).
+    ``only_labeler`` (a user) limits the answer to what that labeler may see: progress and their own
+    row, no project-wide agreement.
+    """
+    sources = sorted(set(sources))
+    unknown = [s for s in sources if s not in LabelSource.values]
+    if unknown:
+        raise ServiceError(
+            f"Unknown label source {unknown[0]!r}.", errors={"sources": [f"Allowed: {', '.join(LabelSource.values)}."]}
+        )
+    if criterion_id is not None and not project.criteria.filter(pk=criterion_id).exists():
+        raise ServiceError(
+            f"Criterion {criterion_id} is not a criterion of project {project.pk}.",
+            errors={"criterion": [f"No criterion {criterion_id} in this project."]},
+        )
+
+    progress, leases_by_labeler = project_progress(project=project, now=now)
+    rankings = Ranking.objects.filter(comparison__project=project, source__in=sources).values_list(
+        "comparison_id",
+        "labeler_id",
+        "orders",
+        "time_spent_ms",
+        "assignment__created_at",
+        "assignment__finished_at",
+        "comparison__is_gold",
+        "comparison__gold",
+    )
+
+    by_item: dict[tuple[int, int | None], dict[int, dict[int, float]]] = defaultdict(dict)
+    gold: dict[tuple[int, int | None], dict[int, float]] = {}
+    ranking_counts: Counter[int] = Counter()
+    seconds: dict[int, list[float | None]] = defaultdict(list)
+    rankings_total = 0
+    for comparison_id, labeler_id, orders, spent_ms, leased_at, finished_at, is_gold, gold_order in rankings:
+        rankings_total += 1
+        matched = False
+        for order in orders if isinstance(orders, list) else ():
+            parsed = _order_scores(order)
+            if parsed is None:
+                continue
+            criterion, scores = parsed
+            if criterion_id is not None and criterion != criterion_id:
+                continue
+            matched = True
+            item = (comparison_id, criterion)
+            by_item[item][labeler_id] = scores
+            if is_gold and gold_order and item not in gold:
+                parsed_gold = _order_scores(gold_order)
+                if parsed_gold and parsed_gold[1]:
+                    gold[item] = parsed_gold[1]
+        if matched:
+            ranking_counts[labeler_id] += 1
+            if spent_ms is not None:
+                seconds[labeler_id].append(spent_ms / 1000)
+            elif leased_at and finished_at:
+                seconds[labeler_id].append((finished_at - leased_at).total_seconds())
+            else:
+                seconds[labeler_id].append(None)
+    progress["rankings_total"] = rankings_total
+
+    consensus = agreement.consensus_agreement(by_item)
+    accuracy = agreement.gold_accuracy(by_item, gold)
+
+    if only_labeler is not None:
+        people = [(only_labeler.pk, only_labeler.get_username())]
+    else:
+        people = list(
+            User.objects.filter(
+                Q(pk__in=list(ranking_counts)) | Q(memberships__project=project, memberships__role=Role.LABELER)
+            )
+            .distinct()
+            .order_by("username")
+            .values_list("pk", "username")
+        )
+
+    rows = []
+    for user_id, username in people:
+        speed = agreement.task_speed(seconds.get(user_id, ()))
+        gold_rate, gold_pairs = _pair_count(accuracy.get(user_id))
+        consensus_rate, consensus_pairs = _pair_count(consensus.get(user_id))
+        leases = leases_by_labeler.get(user_id, {})
+        rows.append(
+            {
+                "labeler": user_id,
+                "username": username,
+                "rankings": ranking_counts.get(user_id, 0),
+                "skipped": leases.get("skipped", 0),
+                "throughput_per_hour": speed.per_hour,
+                "median_seconds_per_task": speed.median_seconds,
+                "gold_accuracy": gold_rate,
+                "gold_pairs": gold_pairs,
+                "consensus_agreement": consensus_rate,
+                "consensus_pairs": consensus_pairs,
+            }
+        )
+
+    stats = {
+        "project": project.pk,
+        "criterion": criterion_id,
+        "sources": sources,
+        "progress": progress,
+        "agreement": None,
+        "labelers": rows,
+    }
+    if only_labeler is None:
+        pairwise = agreement.pairwise_agreement(by_item)
+        tau = agreement.mean_kendall_tau_b(by_item)
+        alpha = agreement.ranking_alpha(by_item)
+        stats["agreement"] = {
+            "items": len(by_item),
+            "shared_items": pairwise.items,
+            "pairwise_rate": pairwise.rate,
+            "pairwise_agreements": pairwise.agreements,
+            "pairwise_pairs": pairwise.pairs,
+            "pairwise_one_sided_ties": pairwise.one_sided_ties,
+            "kendall_tau_b": tau.mean,
+            "kendall_tau_b_cases": tau.count,
+            "kendall_tau_b_undefined": tau.undefined,
+            "krippendorff_alpha_ordinal": alpha.alpha,
+            "krippendorff_units": alpha.units,
+            "krippendorff_values": alpha.values,
+        }
+    return stats
