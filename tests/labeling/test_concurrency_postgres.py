@@ -59,7 +59,7 @@ def test_32_labelers_at_once(make_user):
                     assert again.status_code == 200 and again.json()["id"] == response.json()["id"]
                 with lock:
                     accepted.append((response.json()["id"], lease["comparison"]["id"], index))
-        except Exception as exc:  # noqa: BLE001 - collected and reported by the main thread
+        except Exception as exc:  # collected and reported by the main thread
             with lock:
                 errors.append(f"labeler {index}: {exc}")
         finally:
