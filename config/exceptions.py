@@ -25,6 +25,10 @@ class Conflict(ServiceError):
     status = 409
 
 
+class TooLarge(ServiceError):
+    status = 413
+
+
 def _first_message(detail) -> str:
     if isinstance(detail, dict):
         for key, value in detail.items():

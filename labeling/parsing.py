@@ -28,12 +28,16 @@ class RowError(ValueError):
         return {"line": self.line, "field": self.field, "message": self.reason}
 
 
+class UploadTooLarge(RowError):
+    """The upload passed the size limit while streaming (an HTTP 413, not a 400)."""
+
+
 def _limited_lines(stream: IO[bytes], max_bytes: int | None) -> Iterator[tuple[int, bytes]]:
     seen = 0
     for number, raw in enumerate(stream, start=1):
         seen += len(raw)
         if max_bytes is not None and seen > max_bytes:
-            raise RowError(f"the file is larger than the upload limit of {max_bytes:,} bytes", line=number)
+            raise UploadTooLarge(f"the file passes the upload limit of {max_bytes:,} bytes", line=number)
         yield number, raw
 
 

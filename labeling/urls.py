@@ -1,6 +1,10 @@
 from django.urls import path
 
-from labeling.apis import projects
+from labeling.apis import comparisons, labeling, projects
+from labeling.apis import datasets as dataset_apis
+from labeling.apis import snapshots as snapshot_apis
+from labeling.apis import templates as template_apis
+from labeling.apis.stats import ProjectStatsApi
 
 P = "projects/<int:project_id>/"
 
@@ -13,4 +17,27 @@ urlpatterns = [
     path(P + "members/<int:membership_id>/", projects.MemberDetailApi.as_view(), name="project-member-detail"),
     path(P + "criteria/", projects.CriterionListCreateApi.as_view(), name="project-criteria"),
     path(P + "criteria/<int:criterion_id>/", projects.CriterionDetailApi.as_view(), name="project-criterion-detail"),
+    path(P + "comparisons/", comparisons.ComparisonListImportApi.as_view(), name="project-comparisons"),
+    path(P + "preferences/", comparisons.PreferenceImportApi.as_view(), name="project-preferences"),
+    path(P + "next/", labeling.NextApi.as_view(), name="project-next"),
+    path("assignments/<int:assignment_id>/ranking/", labeling.RankingSubmitApi.as_view(), name="assignment-ranking"),
+    path("assignments/<int:assignment_id>/skip/", labeling.SkipApi.as_view(), name="assignment-skip"),
+    path(P + "stats/", ProjectStatsApi.as_view(), name="project-stats"),
+    path(P + "datasets/", dataset_apis.DatasetListCreateApi.as_view(), name="project-datasets"),
+    path(P + "datasets/<int:dataset_id>/", dataset_apis.DatasetDetailApi.as_view(), name="project-dataset-detail"),
+    path(P + "datasets/<int:dataset_id>/rows/", dataset_apis.DatasetRowsApi.as_view(), name="project-dataset-rows"),
+    path(P + "templates/", template_apis.TemplateListCreateApi.as_view(), name="project-templates"),
+    path(P + "templates/<int:template_id>/", template_apis.TemplateDetailApi.as_view(), name="project-template-detail"),
+    path(
+        P + "templates/<int:template_id>/preview/",
+        template_apis.TemplatePreviewApi.as_view(),
+        name="project-template-preview",
+    ),
+    path(P + "snapshots/", snapshot_apis.SnapshotListCreateApi.as_view(), name="project-snapshots"),
+    path(P + "snapshots/<int:snapshot_id>/", snapshot_apis.SnapshotDetailApi.as_view(), name="project-snapshot-detail"),
+    path(
+        P + "snapshots/<int:snapshot_id>/download/",
+        snapshot_apis.SnapshotDownloadApi.as_view(),
+        name="project-snapshot-download",
+    ),
 ]

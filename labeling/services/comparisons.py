@@ -6,9 +6,9 @@ from typing import IO
 from django.conf import settings
 from django.db import transaction
 
-from config.exceptions import ServiceError
+from config.exceptions import ServiceError, TooLarge
 from labeling.models import Comparison, Completion, Project, Split
-from labeling.parsing import RowError, iter_jsonl, require
+from labeling.parsing import RowError, UploadTooLarge, iter_jsonl, require
 from labeling.ranking_rules import RankingError, normalize_order
 
 BATCH = 500
@@ -99,6 +99,12 @@ def comparisons_create(*, project: Project, parsed: list[ParsedComparison]) -> l
     return comparisons
 
 
+def import_error(exc: RowError) -> ServiceError:
+    """The API error for a bad upload: 413 past the size limit, else 400, naming line and field."""
+    error = TooLarge if isinstance(exc, UploadTooLarge) else ServiceError
+    return error(str(exc), errors=[exc.as_dict()])
+
+
 def iter_jsonl_upload(stream: IO[bytes], *, filename: str):
     if not filename.lower().endswith((".jsonl", ".ndjson", ".json")):
         raise RowError(f"unsupported file type {filename!r}: this import takes JSONL (.jsonl)")
@@ -119,7 +125,7 @@ def comparisons_import(*, project: Project, stream: IO[bytes], filename: str) ->
                 gold += sum(p.gold is not None for p in batch)
                 batch = []
     except RowError as exc:
-        raise ServiceError(str(exc), errors=[exc.as_dict()]) from None
+        raise import_error(exc) from None
     created += len(comparisons_create(project=project, parsed=batch))
     gold += sum(p.gold is not None for p in batch)
     if created == 0:

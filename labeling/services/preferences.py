@@ -9,7 +9,14 @@ from django.db import transaction
 from config.exceptions import ServiceError
 from labeling.models import LabelSource, Project, Ranking
 from labeling.parsing import RowError, require
-from labeling.services.comparisons import BATCH, SPLITS, ParsedComparison, comparisons_create, iter_jsonl_upload
+from labeling.services.comparisons import (
+    BATCH,
+    SPLITS,
+    ParsedComparison,
+    comparisons_create,
+    import_error,
+    iter_jsonl_upload,
+)
 from labeling.services.system_members import system_member
 from labeling.splits import stable_split
 
@@ -128,7 +135,7 @@ def preferences_import(
             if len(batch) >= BATCH:
                 flush()
     except RowError as exc:
-        raise ServiceError(str(exc), errors=[exc.as_dict()]) from None
+        raise import_error(exc) from None
     if batch:
         flush()
     if created == 0:

@@ -1,0 +1,513 @@
+"""Rankings -> preference pairs, and the files a snapshot is made of.
+
+Pure Python: no Django, no torch. The snapshot service reads the live tables once into the plain
+records below (:class:`ComparisonData`, :class:`RankingData`) and calls :func:`build_pairs`; the ML
+side and the tests call it directly.
+
+Definitions (DESIGN.md, "Rankings -> pairs")
+--------------------------------------------
+*Order.* One ranking holds one order per criterion: ``{"criterion": id | None, "ranks":
+{completion_id: rank}, "failed": [completion_id]}``. Rank 1 is best and only the order matters:
+ranks are replaced by their *level*, the 0-based position of the rank among the distinct ranks
+given (so ranks 1, 5, 5, 9 become levels 0, 1, 1, 2; gaps vanish, equal ranks tie). F-marked
+completions all share one level below every ranked completion. A completion neither ranked nor
+F-marked (never the case for a valid submit) takes part in no pair.
+
+*Pair.* Every two completions of a comparison with different levels in one order yield one pair
+(prompt, chosen = the better level, rejected). Equal levels -- a tie, or F vs F -- yield none.
+
+*Weight.* ``1 / C(K, 2)`` with K the number of completions of the comparison, so a fully ordered
+ranking contributes weights summing to exactly 1 per prompt per labeler (per criterion); ties and
+F vs F lose their share instead of inflating the others (InstructGPT counts each prompt once). In
+``consensus`` mode the weight is the same, once per kept unordered pair.
+
+*Votes and agreement.* Within one (comparison, criterion), every labeler whose order levels both
+completions of an unordered pair {a, b} is a *voter* on it: a vote for a, a vote for b, or no
+preference (tie / F vs F). ``agreement`` of a directed pair a > b is
+``votes(a > b) / voters`` -- the share of the labelers who saw both that put them this way round.
+A comparison ranked by one labeler has agreement 1.0 on all its pairs.
+
+*Margin* (the value TRL's ``RewardTrainer`` subtracts inside its loss,
+``-logsigmoid(r_chosen - r_rejected - margin)``), always in (0, 1]:
+
+- ``per_labeler``: ``(level(rejected) - level(chosen)) / (K - 1)``, the rank difference on the
+  tie- and gap-free scale, normalized by the largest possible difference (best vs worst of K fully
+  ordered completions, or best vs F). Adjacent completions of a full order of K=4 get 1/3.
+- ``consensus``: ``(votes(winner) - votes(loser)) / voters``, the net vote share: 1.0 when every
+  voter agrees, 1/3 for a 2-1 split among three labelers.
+
+*Consensus.* Votes are counted per unordered pair within one (comparison, criterion) -- criteria
+never mix. The pair is kept, winner chosen, when (1) the winner has strictly more votes than the
+loser -- a tie in votes (1-1, or 0-0 when everyone tied) never yields a pair, whatever the
+threshold -- and (2) ``share = votes(winner) / voters`` (no-preference voters count in the
+denominator) is at least ``consensus_threshold`` (default 0.5, so 2 of 3 is kept, and 1 vote
+against 2 "no preference" is dropped) and at least ``min_agreement``. Consensus rows carry
+``labeler_id = None`` and ``source`` = the voters' common source, or ``"mixed"``.
+
+*Filters*, applied in this order: gold comparisons are left out unless ``include_gold``; rankings
+whose ``source`` is not in ``sources`` are left out; labelers whose gold accuracy (computed by the
+caller, e.g. with :func:`labeler_gold_accuracy`) is below ``min_gold_accuracy`` are left out --
+labelers with no gold measurement are kept; only the orders of ``criterion`` are used (``None``:
+every criterion, each row tagged with its own; ``"overall"``: only the orders without a
+criterion; an id: only that criterion). Votes and agreement are counted after these filters.
+Then, in ``per_labeler`` mode, a pair is kept when its ``agreement >= min_agreement``.
+
+*Split.* A pair inherits its comparison's split (train / eval / test); a comparison's pairs never
+straddle two splits, and test pairs are kept apart from train and eval.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from itertools import combinations
+from pathlib import Path
+
+PER_LABELER = "per_labeler"
+CONSENSUS = "consensus"
+MODES = (PER_LABELER, CONSENSUS)
+SOURCES = ("human", "ai", "imported")
+SPLITS = ("train", "eval", "test")
+OVERALL = "overall"  # the ``criterion`` option that selects orders made without a criterion
+MIXED_SOURCE = "mixed"
+
+# Row columns, in file order. ``prompt``/``chosen``/``rejected``/``margin`` are what TRL reads.
+COLUMNS = (
+    "prompt",
+    "chosen",
+    "rejected",
+    "margin",
+    "weight",
+    "comparison_id",
+    "labeler_id",
+    "source",
+    "criterion",
+    "split",
+    "agreement",
+    "chosen_completion_id",
+    "rejected_completion_id",
+)
+
+
+class OptionError(ValueError):
+    """A snapshot option is unknown or has a bad value; ``field`` names it."""
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _unit_interval(name: str, value) -> float:
+    if not _is_number(value) or not 0.0 <= value <= 1.0:
+        raise OptionError(name, f"must be a number from 0 to 1, got {value!r}.")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class PairOptions:
+    """How a snapshot turns rankings into pairs. See the module docstring for the exact meaning."""
+
+    mode: str = PER_LABELER
+    criterion: int | str | None = None  # None: all criteria; "overall": orders without one; or an id
+    min_agreement: float = 0.0
+    min_gold_accuracy: float | None = None  # None: no gold filter
+    sources: tuple[str, ...] = SOURCES
+    consensus_threshold: float = 0.5
+    include_gold: bool = False
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise OptionError("mode", f"must be one of {', '.join(MODES)}, got {self.mode!r}.")
+        crit = self.criterion
+        if not (crit is None or crit == OVERALL or (isinstance(crit, int) and not isinstance(crit, bool) and crit > 0)):
+            raise OptionError("criterion", f"must be a criterion id, {OVERALL!r} or null, got {crit!r}.")
+        object.__setattr__(self, "min_agreement", _unit_interval("min_agreement", self.min_agreement))
+        if self.min_gold_accuracy is not None:
+            object.__setattr__(self, "min_gold_accuracy", _unit_interval("min_gold_accuracy", self.min_gold_accuracy))
+        object.__setattr__(self, "consensus_threshold", _unit_interval("consensus_threshold", self.consensus_threshold))
+        sources = self.sources
+        if isinstance(sources, str) or not isinstance(sources, Sequence) or not sources:
+            raise OptionError("sources", f"must be a non-empty list drawn from {', '.join(SOURCES)}.")
+        unknown = [s for s in sources if s not in SOURCES]
+        if unknown:
+            raise OptionError("sources", f"unknown source {unknown[0]!r}; use {', '.join(SOURCES)}.")
+        object.__setattr__(self, "sources", tuple(s for s in SOURCES if s in sources))
+        if not isinstance(self.include_gold, bool):
+            raise OptionError("include_gold", f"must be true or false, got {self.include_gold!r}.")
+
+    @classmethod
+    def from_dict(cls, raw: Mapping | None) -> PairOptions:
+        """Options from JSON; an unknown key is an :class:`OptionError` naming it."""
+        raw = dict(raw or {})
+        known = {f.name for f in fields(cls)}
+        for key in raw:
+            if key not in known:
+                raise OptionError(str(key), f"unknown option; allowed: {', '.join(sorted(known))}.")
+        return cls(**raw)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["sources"] = list(self.sources)
+        return data
+
+
+@dataclass(frozen=True)
+class ComparisonData:
+    id: int
+    prompt: str
+    split: str
+    completions: Mapping[int, str]  # completion id -> text, in position order
+    is_gold: bool = False
+    gold: Mapping | None = None  # {"ranks": {completion_id: rank}, "failed": [completion_id]}
+
+
+@dataclass(frozen=True)
+class RankingData:
+    comparison_id: int
+    labeler_id: int
+    source: str
+    orders: Sequence[Mapping]
+
+
+@dataclass(frozen=True)
+class Pair:
+    prompt: str
+    chosen: str
+    rejected: str
+    margin: float
+    weight: float
+    comparison_id: int
+    labeler_id: int | None
+    source: str
+    criterion: int | None
+    split: str
+    agreement: float
+    chosen_completion_id: int
+    rejected_completion_id: int
+
+    def as_row(self) -> dict:
+        return {name: getattr(self, name) for name in COLUMNS}
+
+
+@dataclass
+class PairSet:
+    pairs: list[Pair]
+    counts: dict = field(default_factory=dict)
+
+    def by_split(self) -> dict[str, list[Pair]]:
+        return split_pairs(self.pairs)
+
+
+def order_levels(order: Mapping, completion_ids: Iterable[int]) -> dict[int, int]:
+    """Completion id -> level (0 is best) for one order; F-marked completions share the last level.
+
+    Ids that are not completions of the comparison are ignored; a completion both ranked and F-marked
+    counts as F-marked. A malformed order (a non-integer id, a non-numeric rank) raises ``ValueError``.
+    """
+    ids = set(completion_ids)
+    failed = {int(c) for c in (order.get("failed") or [])} & ids
+    ranks: dict[int, float] = {}
+    for key, rank in (order.get("ranks") or {}).items():
+        completion_id = int(key)
+        if not _is_number(rank):
+            raise ValueError(f"rank of completion {completion_id} is {rank!r}, not a number")
+        if completion_id in ids and completion_id not in failed:
+            ranks[completion_id] = rank
+    level_of = {rank: level for level, rank in enumerate(sorted(set(ranks.values())))}
+    levels = {completion_id: level_of[rank] for completion_id, rank in ranks.items()}
+    for completion_id in failed:
+        levels[completion_id] = len(level_of)
+    return levels
+
+
+def _criterion_of(order: Mapping) -> int | None:
+    criterion = order.get("criterion")
+    return None if criterion is None else int(criterion)
+
+
+def _wanted(criterion: int | None, option: int | str | None) -> bool:
+    if option is None:
+        return True
+    if option == OVERALL:
+        return criterion is None
+    return criterion == option
+
+
+def labeler_gold_accuracy(comparisons: Iterable[ComparisonData], rankings: Iterable[RankingData]) -> dict[int, float]:
+    """Labeler id -> gold accuracy, for labelers with at least one gold pair.
+
+    Gold accuracy is the share of the strictly ordered pairs of the known order (``Comparison.gold``,
+    with F below everything as usual) that the labeler put the same way round; a tie where the gold
+    has an order counts as wrong. Every order of a ranking on a gold item is scored (one per criterion).
+    """
+    gold = {
+        c.id: (c, order_levels(c.gold, c.completions)) for c in comparisons if c.is_gold and isinstance(c.gold, Mapping)
+    }
+    correct: Counter[int] = Counter()
+    total: Counter[int] = Counter()
+    for ranking in rankings:
+        if ranking.comparison_id not in gold:
+            continue
+        comparison, gold_levels = gold[ranking.comparison_id]
+        for order in ranking.orders:
+            levels = order_levels(order, comparison.completions)
+            for a, b in combinations(sorted(gold_levels), 2):
+                if gold_levels[a] == gold_levels[b]:
+                    continue
+                total[ranking.labeler_id] += 1
+                if a in levels and b in levels and (levels[a] - levels[b]) * (gold_levels[a] - gold_levels[b]) > 0:
+                    correct[ranking.labeler_id] += 1
+    return {labeler: correct[labeler] / n for labeler, n in total.items()}
+
+
+def build_pairs(
+    comparisons: Iterable[ComparisonData],
+    rankings: Iterable[RankingData],
+    options: PairOptions | None = None,
+    gold_accuracy: Mapping[int, float] | None = None,
+) -> PairSet:
+    """Turn rankings into pairs under ``options``; ``counts`` says what was kept and dropped."""
+    options = options or PairOptions()
+    gold_accuracy = gold_accuracy or {}
+    counts: Counter[str] = Counter()
+
+    by_id: dict[int, ComparisonData] = {}
+    for comparison in comparisons:
+        if comparison.split not in SPLITS:
+            raise ValueError(f"comparison {comparison.id} has unknown split {comparison.split!r}")
+        if comparison.is_gold and not options.include_gold:
+            counts["gold_comparisons_skipped"] += 1
+            continue
+        by_id[comparison.id] = comparison
+
+    excluded: set[int] = set()
+    if options.min_gold_accuracy is not None:
+        excluded = {labeler for labeler, accuracy in gold_accuracy.items() if accuracy < options.min_gold_accuracy}
+
+    # (comparison id, criterion) -> [(ranking, levels)], one entry per labeler's order.
+    groups: dict[tuple[int, int | None], list[tuple[RankingData, dict[int, int]]]] = defaultdict(list)
+    labelers_used: set[int] = set()
+    for ranking in rankings:
+        comparison = by_id.get(ranking.comparison_id)
+        if comparison is None:
+            continue
+        if ranking.source not in options.sources:
+            counts["rankings_skipped_source"] += 1
+            continue
+        if ranking.labeler_id in excluded:
+            counts["rankings_skipped_gold_accuracy"] += 1
+            continue
+        used = False
+        for order in ranking.orders:
+            criterion = _criterion_of(order)
+            if not _wanted(criterion, options.criterion):
+                continue
+            try:
+                levels = order_levels(order, comparison.completions)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"ranking of comparison {ranking.comparison_id} by labeler {ranking.labeler_id} is malformed: {exc}"
+                ) from exc
+            groups[(comparison.id, criterion)].append((ranking, levels))
+            counts["orders_used"] += 1
+            used = True
+        if used:
+            counts["rankings_used"] += 1
+            labelers_used.add(ranking.labeler_id)
+
+    pairs: list[Pair] = []
+    comparisons_used: set[int] = set()
+    for comparison_id, criterion in sorted(groups, key=lambda key: (key[0], -1 if key[1] is None else key[1])):
+        comparison = by_id[comparison_id]
+        ids = list(comparison.completions)
+        if len(ids) < 2:
+            continue
+        weight = 1.0 / math.comb(len(ids), 2)
+        entries = sorted(groups[(comparison_id, criterion)], key=lambda entry: entry[0].labeler_id)
+        comparisons_used.add(comparison_id)
+
+        def make(
+            chosen: int,
+            rejected: int,
+            margin: float,
+            agreement: float,
+            labeler: int | None,
+            source: str,
+            comparison=comparison,
+            criterion=criterion,
+            weight=weight,
+        ) -> Pair:
+            return Pair(
+                prompt=comparison.prompt,
+                chosen=comparison.completions[chosen],
+                rejected=comparison.completions[rejected],
+                margin=margin,
+                weight=weight,
+                comparison_id=comparison.id,
+                labeler_id=labeler,
+                source=source,
+                criterion=criterion,
+                split=comparison.split,
+                agreement=agreement,
+                chosen_completion_id=chosen,
+                rejected_completion_id=rejected,
+            )
+
+        # Votes per unordered pair (a before b in position order): [for a, for b, voters, sources].
+        votes: dict[tuple[int, int], list] = {}
+        for a, b in combinations(ids, 2):
+            tally = [0, 0, 0, set()]
+            for ranking, levels in entries:
+                if a in levels and b in levels:
+                    tally[2] += 1
+                    tally[3].add(ranking.source)
+                    if levels[a] < levels[b]:
+                        tally[0] += 1
+                    elif levels[b] < levels[a]:
+                        tally[1] += 1
+            votes[(a, b)] = tally
+
+        if options.mode == PER_LABELER:
+            for ranking, levels in entries:
+                for a, b in combinations(ids, 2):
+                    if a not in levels or b not in levels:
+                        continue
+                    if levels[a] == levels[b]:
+                        counts["tied_pairs"] += 1
+                        continue
+                    for_a, for_b, voters, _ = votes[(a, b)]
+                    chosen, rejected, agree = (a, b, for_a) if levels[a] < levels[b] else (b, a, for_b)
+                    agreement = agree / voters
+                    if agreement < options.min_agreement:
+                        counts["dropped_min_agreement"] += 1
+                        continue
+                    margin = (levels[rejected] - levels[chosen]) / (len(ids) - 1)
+                    pairs.append(make(chosen, rejected, margin, agreement, ranking.labeler_id, ranking.source))
+        else:
+            for (a, b), (for_a, for_b, voters, sources) in votes.items():
+                if voters == 0:
+                    continue
+                if for_a == for_b:
+                    counts["dropped_vote_tie"] += 1
+                    continue
+                chosen, rejected, won, lost = (a, b, for_a, for_b) if for_a > for_b else (b, a, for_b, for_a)
+                share = won / voters
+                if share < options.consensus_threshold or share < options.min_agreement:
+                    counts["dropped_below_threshold"] += 1
+                    continue
+                source = next(iter(sources)) if len(sources) == 1 else MIXED_SOURCE
+                pairs.append(make(chosen, rejected, (won - lost) / voters, share, None, source))
+
+    per_split = Counter(pair.split for pair in pairs)
+    counts.update(
+        {
+            "pairs": len(pairs),
+            "comparisons": len(comparisons_used),
+            "labelers": len(labelers_used),
+            "labelers_excluded_gold_accuracy": len(excluded),
+        }
+    )
+    result = {key: counts[key] for key in sorted(counts)}
+    result["by_split"] = {split: per_split[split] for split in SPLITS}
+    return PairSet(pairs=pairs, counts=result)
+
+
+def split_pairs(pairs: Iterable[Pair]) -> dict[str, list[Pair]]:
+    """Pairs grouped by their comparison's split: ``{"train": [...], "eval": [...], "test": [...]}``."""
+    out: dict[str, list[Pair]] = {split: [] for split in SPLITS}
+    for pair in pairs:
+        out[pair.split].append(pair)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def arrow_schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("prompt", pa.string()),
+            ("chosen", pa.string()),
+            ("rejected", pa.string()),
+            ("margin", pa.float64()),
+            ("weight", pa.float64()),
+            ("comparison_id", pa.int64()),
+            ("labeler_id", pa.int64()),
+            ("source", pa.string()),
+            ("criterion", pa.int64()),
+            ("split", pa.string()),
+            ("agreement", pa.float64()),
+            ("chosen_completion_id", pa.int64()),
+            ("rejected_completion_id", pa.int64()),
+        ]
+    )
+
+
+def write_jsonl(pairs: Iterable[Pair], path: Path) -> int:
+    n = 0
+    with open(path, "w", encoding="utf-8") as out:
+        for pair in pairs:
+            out.write(json.dumps(pair.as_row(), ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def write_parquet(pairs: Sequence[Pair], path: Path) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist([pair.as_row() for pair in pairs], schema=arrow_schema())
+    pq.write_table(table, path)
+    return table.num_rows
+
+
+def _describe(path: Path, rows: int) -> dict:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"rows": rows, "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def write_pair_files(pairs: Iterable[Pair], folder: Path) -> dict[str, dict]:
+    """Write ``train``/``eval`` (always) and ``test`` (when it has pairs) as ``.jsonl`` and ``.parquet``.
+
+    Returns ``{file name: {rows, bytes, sha256}}`` for the manifest.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for split, split_rows in split_pairs(pairs).items():
+        if split == "test" and not split_rows:
+            continue
+        for ext, writer in (("jsonl", write_jsonl), ("parquet", write_parquet)):
+            path = folder / f"{split}.{ext}"
+            files[path.name] = _describe(path, writer(split_rows, path))
+    return files
+
+
+def write_manifest(manifest: Mapping, folder: Path) -> Path:
+    path = Path(folder) / "manifest.json"
+    with open(path, "w", encoding="utf-8") as out:
+        json.dump(manifest, out, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+        out.write("\n")
+    return path
+
+
+def make_read_only(folder: Path) -> None:
+    for path in Path(folder).iterdir():
+        if path.is_file():
+            os.chmod(path, 0o444)

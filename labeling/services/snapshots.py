@@ -1,0 +1,239 @@
+"""Preference snapshots: immutable, versioned exports of pairs (DESIGN.md, PreferenceSnapshot).
+
+``snapshot_create`` validates the options, takes the project's next version and enqueues the build
+once the transaction commits; ``snapshot_build`` (run by the Celery task) reads the live tables once,
+converts them with :mod:`labeling.pairs` and writes ``ARTIFACT_ROOT/snapshots/<project>/<version>/``:
+``train``/``eval`` (+ ``test`` when it has pairs) as ``.jsonl`` and ``.parquet``, and
+``manifest.json``. The folder appears whole (written beside it, then renamed) and is never rewritten.
+"""
+
+import logging
+import shutil
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from config.exceptions import Conflict, ServiceError
+from labeling import pairs as conversion
+from labeling import tasks
+from labeling.models import (
+    AlignmentCriterion,
+    Comparison,
+    Completion,
+    PreferenceSnapshot,
+    Project,
+    Ranking,
+    SnapshotStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+FORMATS = {"jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
+SNAPSHOT_DIR = "snapshots"
+DEFINITIONS = {
+    "pair": "Two completions with different levels in one order; ties and F vs F give none.",
+    "weight": "1 / C(K, 2), K = completions of the comparison: a fully ordered ranking sums to 1.",
+    "margin_per_labeler": "(level(rejected) - level(chosen)) / (K - 1); levels are dense ranks, F last.",
+    "margin_consensus": "(votes(winner) - votes(loser)) / voters on the pair.",
+    "agreement": "votes for this direction / labelers who levelled both completions (ties count as voters).",
+    "consensus_keep": "winner has strictly more votes than loser and votes(winner)/voters >= threshold.",
+}
+
+
+def _options_or_400(options) -> conversion.PairOptions:
+    if not isinstance(options, dict):
+        raise ServiceError("Snapshot options must be a JSON object.")
+    try:
+        return conversion.PairOptions.from_dict(options)
+    except conversion.OptionError as exc:
+        raise ServiceError(str(exc), errors={exc.field: [exc.message]}) from exc
+
+
+@transaction.atomic
+def snapshot_create(*, project: Project, created_by, options: dict | None = None) -> PreferenceSnapshot:
+    """A pending snapshot with the project's next version; its build starts after commit."""
+    pair_options = _options_or_400(options or {})
+    if isinstance(pair_options.criterion, int) and not project.criteria.filter(pk=pair_options.criterion).exists():
+        raise ServiceError(
+            f"criterion: project {project.pk} has no criterion {pair_options.criterion}.",
+            errors={"criterion": [f"Unknown criterion {pair_options.criterion} in this project."]},
+        )
+    # The project row serializes version numbers (the unique constraint backs it up).
+    Project.objects.select_for_update().filter(pk=project.pk).first()
+    last = PreferenceSnapshot.objects.filter(project=project).aggregate(v=Max("version"))["v"] or 0
+    snapshot = PreferenceSnapshot.objects.create(
+        project=project,
+        version=last + 1,
+        options=pair_options.to_dict(),
+        status=SnapshotStatus.PENDING,
+        created_by=created_by,
+    )
+    snapshot_id = snapshot.pk
+    transaction.on_commit(lambda: tasks.enqueue_snapshot_build(snapshot_id))
+    return snapshot
+
+
+def snapshot_folder(snapshot: PreferenceSnapshot) -> Path:
+    return Path(settings.ARTIFACT_ROOT) / SNAPSHOT_DIR / str(snapshot.project_id) / str(snapshot.version)
+
+
+def _read_project(project_id: int):
+    """The comparisons and rankings of a project, read once and consistently."""
+    comparisons: dict[int, dict] = {}
+    for row in (
+        Comparison.objects.filter(project_id=project_id)
+        .order_by("id")
+        .values("id", "prompt", "split", "is_gold", "gold")
+        .iterator(chunk_size=2000)
+    ):
+        comparisons[row["id"]] = {**row, "completions": {}}
+    for row in (
+        Completion.objects.filter(comparison__project_id=project_id)
+        .order_by("comparison_id", "position", "id")
+        .values_list("comparison_id", "id", "text")
+        .iterator(chunk_size=2000)
+    ):
+        if row[0] in comparisons:
+            comparisons[row[0]]["completions"][row[1]] = row[2]
+    rankings = [
+        conversion.RankingData(comparison_id=c, labeler_id=u, source=s, orders=o or [])
+        for c, u, s, o in Ranking.objects.filter(comparison__project_id=project_id)
+        .order_by("comparison_id", "labeler_id")
+        .values_list("comparison_id", "labeler_id", "source", "orders")
+        .iterator(chunk_size=2000)
+        if c in comparisons  # a comparison created after we read the comparisons is not in this snapshot
+    ]
+    criteria = dict(AlignmentCriterion.objects.filter(project_id=project_id).values_list("id", "name"))
+    return [conversion.ComparisonData(**row) for row in comparisons.values()], rankings, criteria
+
+
+def _read_consistently(project_id: int):
+    with transaction.atomic():
+        if connection.vendor == "postgresql" and not _inside_outer_atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        # SQLite (WAL): a read transaction sees one snapshot from its first read on.
+        return _read_project(project_id)
+
+
+def _inside_outer_atomic() -> bool:
+    return len(connection.atomic_blocks) > 1
+
+
+def _write(snapshot: PreferenceSnapshot) -> tuple[dict, str]:
+    options = conversion.PairOptions.from_dict(snapshot.options)
+    comparisons, rankings, criteria = _read_consistently(snapshot.project_id)
+    accuracy = conversion.labeler_gold_accuracy(comparisons, rankings)
+    result = conversion.build_pairs(comparisons, rankings, options, gold_accuracy=accuracy)
+
+    final = snapshot_folder(snapshot)
+    if final.exists():
+        raise FileExistsError(f"{final} already exists; snapshots are never rewritten")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.parent / f".{snapshot.version}.building-{uuid.uuid4().hex[:8]}"
+    try:
+        files = conversion.write_pair_files(result.pairs, staging)
+        counts = {**result.counts, "files": {name: info["rows"] for name, info in files.items()}}
+        conversion.write_manifest(
+            {
+                "snapshot_id": snapshot.pk,
+                "project_id": snapshot.project_id,
+                "version": snapshot.version,
+                "options": options.to_dict(),
+                "counts": counts,
+                "criteria": {str(pk): name for pk, name in criteria.items()},
+                "labelers_excluded_gold_accuracy": sorted(
+                    labeler
+                    for labeler, value in accuracy.items()
+                    if options.min_gold_accuracy is not None and value < options.min_gold_accuracy
+                ),
+                "columns": list(conversion.COLUMNS),
+                "definitions": DEFINITIONS,
+                "files": files,
+                "created_by": snapshot.created_by_id,
+                "created_at": snapshot.created_at.isoformat(),
+                "built_at": timezone.now().isoformat(),
+            },
+            staging,
+        )
+        conversion.make_read_only(staging)
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return counts, str(final.relative_to(Path(settings.ARTIFACT_ROOT)))
+
+
+def snapshot_build(*, snapshot_id: int) -> PreferenceSnapshot | None:
+    """Build a pending snapshot: pending -> building -> ready | failed (the error is kept).
+
+    Anything but a pending snapshot is left alone, so a redelivered message never builds twice.
+    """
+    with transaction.atomic():
+        snapshot = PreferenceSnapshot.objects.select_for_update().filter(pk=snapshot_id).first()
+        if snapshot is None:
+            logger.warning("snapshot %s does not exist; nothing to build", snapshot_id)
+            return None
+        if snapshot.status != SnapshotStatus.PENDING:
+            logger.info("snapshot %s is %s, not pending; not building it again", snapshot_id, snapshot.status)
+            return snapshot
+        snapshot.status = SnapshotStatus.BUILDING
+        snapshot.save(update_fields=["status"])
+
+    try:
+        counts, path = _write(snapshot)
+    except Exception as exc:
+        logger.exception("snapshot %s failed", snapshot_id)
+        return snapshot_mark_failed(snapshot_id=snapshot_id, error=f"{type(exc).__name__}: {exc}")
+
+    with transaction.atomic():
+        snapshot = PreferenceSnapshot.objects.select_for_update().get(pk=snapshot_id)
+        snapshot.status = SnapshotStatus.READY
+        snapshot.counts = counts
+        snapshot.path = path
+        snapshot.error = ""
+        snapshot.finished_at = timezone.now()
+        snapshot.save(update_fields=["status", "counts", "path", "error", "finished_at"])
+    return snapshot
+
+
+@transaction.atomic
+def snapshot_mark_failed(*, snapshot_id: int, error: str) -> PreferenceSnapshot | None:
+    """Record a failed build; a snapshot that is already ready stays ready."""
+    snapshot = PreferenceSnapshot.objects.select_for_update().filter(pk=snapshot_id).first()
+    if snapshot is None or snapshot.status == SnapshotStatus.READY:
+        return snapshot
+    snapshot.status = SnapshotStatus.FAILED
+    snapshot.error = error[:5000]
+    snapshot.finished_at = timezone.now()
+    snapshot.save(update_fields=["status", "error", "finished_at"])
+    return snapshot
+
+
+def snapshot_file(*, snapshot: PreferenceSnapshot, split: str, file_format: str) -> Path:
+    """The file to download, or a 409 while the snapshot is not ready, a 404 for a split it lacks."""
+    if file_format not in FORMATS:
+        raise ServiceError(
+            f"format: unknown format {file_format!r}; use {' or '.join(FORMATS)}.",
+            errors={"format": [f"Unknown format {file_format!r}."]},
+        )
+    if split not in conversion.SPLITS:
+        raise ServiceError(
+            f"split: unknown split {split!r}; use {', '.join(conversion.SPLITS)}.",
+            errors={"split": [f"Unknown split {split!r}."]},
+        )
+    if snapshot.status in (SnapshotStatus.PENDING, SnapshotStatus.BUILDING):
+        raise Conflict(
+            f"Snapshot v{snapshot.version} is not ready yet (status: {snapshot.status}); "
+            f"poll its detail until status is ready, then download."
+        )
+    if snapshot.status == SnapshotStatus.FAILED:
+        raise Conflict(f"Snapshot v{snapshot.version} failed and has no files: {snapshot.error}. Create a new one.")
+    path = Path(settings.ARTIFACT_ROOT) / snapshot.path / f"{split}.{file_format}"
+    if not path.is_file():
+        raise ServiceError(f"Snapshot v{snapshot.version} has no {split} split (it has no {split} pairs).", status=404)
+    return path
