@@ -196,7 +196,8 @@ def main() -> int:
         return 2
     clients = [int(c) for c in args.clients.split(",")]
     overlap = 3
-    project, tokens = seed(comparisons=args.comparisons, labelers=sum(clients), k=4, overlap=overlap)
+    warmup = 8  # labelers that warm every gunicorn worker up before anything is measured
+    project, tokens = seed(comparisons=args.comparisons, labelers=warmup + sum(clients), k=4, overlap=overlap)
     port = free_port()
     server = start_server(port, args.workers, args.threads)
     base = f"http://127.0.0.1:{port}"
@@ -206,22 +207,26 @@ def main() -> int:
         f"project {project.id}: {args.comparisons} comparisons, K=4, N={overlap}"
     )
     header = f"{'clients':>7} {'loops/s':>8} {'req/s':>7} {'next p50/p99 ms':>16} {'submit p50/p99 ms':>18} "
-    header += f"{'loop p50/p99 ms':>16} {'loadgen CPU':>11} {'server CPU':>10}"
+    header += f"{'loop p50/p99 ms':>16} {'loadgen CPU':>11} {'gunicorn CPU':>12} {'postgres CPU':>12}"
     print(header)
     all_accepted: list[int] = []
     failures = []
     try:
         server_procs = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
-        offset = 0
+        _, warm_accepted, _ = asyncio.run(run_phase(base, project.id, tokens[:warmup], 3.0, 50))
+        all_accepted += warm_accepted
+        offset = warmup
         for n in clients:
             phase_tokens = tokens[offset : offset + n]
             offset += n
-            load0, srv0 = cpu_seconds([me]), cpu_seconds(server_procs)
+            db_procs = [p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres")]
+            load0, srv0, db0 = cpu_seconds([me]), cpu_seconds(server_procs), cpu_seconds(db_procs)
             stats, accepted, elapsed = asyncio.run(
                 run_phase(base, project.id, phase_tokens, args.seconds, args.max_loops)
             )
             load_cpu = (cpu_seconds([me]) - load0) / elapsed
             srv_cpu = (cpu_seconds(server_procs) - srv0) / elapsed
+            db_cpu = (cpu_seconds(db_procs) - db0) / elapsed
             all_accepted += accepted
             loops = len(stats["loop"])
             print(
@@ -229,7 +234,7 @@ def main() -> int:
                 f"{pct(stats['next'], 0.5):>7.1f}/{pct(stats['next'], 0.99):<8.1f} "
                 f"{pct(stats['submit'], 0.5):>8.1f}/{pct(stats['submit'], 0.99):<9.1f} "
                 f"{pct(stats['loop'], 0.5):>7.1f}/{pct(stats['loop'], 0.99):<8.1f} "
-                f"{load_cpu * 100:>10.0f}% {srv_cpu * 100:>9.0f}%"
+                f"{load_cpu * 100:>10.0f}% {srv_cpu * 100:>11.0f}% {db_cpu * 100:>11.0f}%"
             )
             if stats["errors"]:
                 failures += stats["errors"][:5]

@@ -44,7 +44,16 @@ def reject_unknown_params(request, *, allowed: tuple[str, ...]) -> None:
         )
 
 
+class Paginated:
+    """Mixin for views whose GET returns a page: ``{count, next, previous, results}``.
+
+    Setting ``pagination_class`` also tells drf-spectacular to document the page envelope.
+    """
+
+    pagination_class = LimitOffsetPagination
+
+
 def paginate(view: APIView, request, queryset, serializer_class, context: dict | None = None):
-    paginator = LimitOffsetPagination()
+    paginator = view.pagination_class()
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True, context=context or {}).data)

@@ -5,7 +5,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from config.exceptions import ServiceError
-from labeling.apis.common import ProjectAPIView, ordered, paginate, reject_unknown_params
+from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
 from labeling.models import Comparison, Role
 from labeling.services.comparisons import comparisons_import
 from labeling.services.preferences import preferences_import
@@ -42,7 +42,7 @@ def uploaded(request):
     return checked_size(data.validated_data["file"])
 
 
-class ComparisonListImportApi(ProjectAPIView):
+class ComparisonListImportApi(Paginated, ProjectAPIView):
     read_role = Role.REVIEWER
     parser_classes = [MultiPartParser]
     FILTERS = ("split", "is_gold")

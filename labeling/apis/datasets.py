@@ -11,7 +11,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from config.exceptions import ServiceError
-from labeling.apis.common import ProjectAPIView, ordered, paginate, reject_unknown_params
+from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
 from labeling.models import Dataset, PromptRow, Role, Split
 from labeling.selectors.datasets import dataset_rows, datasets_for_project
 from labeling.services import datasets as services
@@ -59,7 +59,7 @@ def _check_declared_size(request, max_bytes: int) -> None:
         raise ServiceError(message, errors=[{"line": None, "field": None, "message": message}], status=413)
 
 
-class DatasetListCreateApi(ProjectAPIView):
+class DatasetListCreateApi(Paginated, ProjectAPIView):
     read_role = Role.REVIEWER
     write_role = Role.ADMIN
     parser_classes = [MultiPartParser, FormParser]
@@ -125,7 +125,7 @@ class DatasetDetailApi(ProjectAPIView):
         return Response(DatasetOutput(dataset).data)
 
 
-class DatasetRowsApi(ProjectAPIView):
+class DatasetRowsApi(Paginated, ProjectAPIView):
     read_role = Role.REVIEWER
     pagination_class = LimitOffsetPagination
 

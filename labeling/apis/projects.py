@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.access import can_create_projects, is_platform_admin
-from labeling.apis.common import ProjectAPIView, ordered, paginate, reject_unknown_params
+from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
 from labeling.models import AlignmentCriterion, Membership, Project, Role
 from labeling.selectors.projects import projects_for_user
 from labeling.services import projects as services
@@ -21,7 +21,7 @@ class UserOutput(serializers.ModelSerializer):
         fields = ("id", "username", "email", "is_staff", "is_superuser")
 
 
-class UserListCreateApi(APIView):
+class UserListCreateApi(Paginated, APIView):
     class UserInput(serializers.Serializer):
         username = serializers.CharField(max_length=150)
         password = serializers.CharField(min_length=8, write_only=True)
@@ -96,7 +96,7 @@ class ProjectInput(serializers.Serializer):
         return value
 
 
-class ProjectListCreateApi(APIView):
+class ProjectListCreateApi(Paginated, APIView):
     @extend_schema(responses=ProjectOutput(many=True))
     def get(self, request):
         reject_unknown_params(request, allowed=())
@@ -141,7 +141,7 @@ class MembershipOutput(serializers.ModelSerializer):
         fields = ("id", "user", "username", "role", "created_at")
 
 
-class MemberListCreateApi(ProjectAPIView):
+class MemberListCreateApi(Paginated, ProjectAPIView):
     read_role = Role.REVIEWER
 
     class MemberInput(serializers.Serializer):

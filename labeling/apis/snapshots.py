@@ -12,7 +12,7 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
 from labeling import pairs as conversion
-from labeling.apis.common import ProjectAPIView, ordered, paginate, reject_unknown_params
+from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
 from labeling.models import PreferenceSnapshot, Role, SnapshotStatus
 from labeling.services import snapshots as services
 
@@ -102,7 +102,7 @@ class SnapshotPage(serializers.Serializer):
     results = SnapshotOutput(many=True)
 
 
-class SnapshotListCreateApi(ProjectAPIView):
+class SnapshotListCreateApi(Paginated, ProjectAPIView):
     """Preference snapshots of a project (reviewers and admins).
 
     POST answers 202 with the pending snapshot; the build runs on a worker. Poll the detail until

@@ -9,7 +9,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from labeling.apis.common import ProjectAPIView, ordered, paginate, reject_unknown_params
+from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
 from labeling.models import Project, PromptTemplate, Role
 from labeling.selectors.datasets import (
     dataset_in_project,
@@ -100,7 +100,7 @@ def _resolve_dataset(project: Project, validated: dict) -> dict:
     return fields
 
 
-class TemplateListCreateApi(ProjectAPIView):
+class TemplateListCreateApi(Paginated, ProjectAPIView):
     read_role = Role.LABELER
     write_role = Role.ADMIN
     parser_classes = [JSONParser]
