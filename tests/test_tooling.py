@@ -1,0 +1,81 @@
+"""The files around the code: docker-compose.yml, platform/Procfile, and training.ml's promise never
+to import Django."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import missing_service
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_docker_compose_config_is_valid():
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        missing_service("docker-compose is not installed (apt-get install docker-compose)")
+    # The file requires SECRET_KEY; any value does for checking it.
+    env = {**os.environ, "SECRET_KEY": os.environ.get("SECRET_KEY") or "compose-config-check"}
+    result = subprocess.run(
+        [compose, "config", "-q"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_docker_compose_has_a_worker_per_queue_and_a_gpu_reservation():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert set(services) == {"postgres", "redis", "web", "worker", "worker-gpu"}
+    assert "-Q default " in services["worker"]["command"]
+    assert "-Q gpu " in services["worker-gpu"]["command"]
+    assert "--concurrency 1" in services["worker-gpu"]["command"]
+    devices = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+
+
+def test_procfile_runs_web_and_one_worker_on_both_queues():
+    processes = dict(
+        line.split(":", 1)
+        for line in (ROOT / "platform" / "Procfile").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    assert set(processes) == {"web", "worker"}
+    assert processes["web"].split()[0] == "gunicorn"
+    worker = processes["worker"].split()
+    assert worker[:4] == ["celery", "-A", "config", "worker"]
+    assert worker[worker.index("-Q") + 1] == "default,gpu"
+    assert worker[worker.index("--concurrency") + 1] == "1"
+
+
+def test_training_ml_does_not_load_django():
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    code = (
+        "import sys, training.ml\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'django', 'rest_framework', 'labeling', 'models_registry', 'config'})\n"
+        "print(','.join(loaded))\n"
+        "sys.exit(1 if 'django' in sys.modules or loaded else 0)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, f"training.ml loaded {result.stdout.strip() or result.stderr}"
+
+
+@pytest.mark.django_db
+def test_root_serves_the_web_ui(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert b"RankForge" in response.content
+    assert client.get("/projects/3/label").status_code == 200  # client-side routes
+    assert client.get("/api/nope/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_api_docs_need_no_cdn(client):
+    html = client.get("/api/docs/").content.decode()
+    assert "cdn.jsdelivr.net" not in html and "/static/drf_spectacular_sidecar/" in html
