@@ -7,7 +7,8 @@ free loopback port, and for each client count runs labelers with no think time (
 ranking) for a bounded time and loop count. Prints requests/s and p50/p99 latency for `next`,
 submit and the whole loop, the CPU used by the load generator and by the server, then checks the
 invariants: no comparison above N rankings, no labeler twice on one comparison, every accepted
-submission stored. Traffic goes to 127.0.0.1 only.
+submission stored. Traffic goes to 127.0.0.1 only. CPU figures are cores in use (200% = both of
+two cores); "machine" counts every process on the machine.
 """
 
 import argparse
@@ -63,6 +64,9 @@ def seed(*, comparisons: int, labelers: int, k: int, overlap: int):
         user = User.objects.create_user(f"bench-{stamp}-{i}", password=None)
         Membership.objects.create(project=project, user=user, role=Role.LABELER)
         tokens.append(Token.objects.create(user=user).key)
+    with connection.cursor() as cursor:  # fresh statistics, as a database in steady use would have
+        for model in (Comparison, Ranking, Membership):
+            cursor.execute(f"ANALYZE {model._meta.db_table}")
     return project, tokens
 
 
@@ -207,19 +211,20 @@ def main() -> int:
         f"project {project.id}: {args.comparisons} comparisons, K=4, N={overlap}"
     )
     header = f"{'clients':>7} {'loops/s':>8} {'req/s':>7} {'next p50/p99 ms':>16} {'submit p50/p99 ms':>18} "
-    header += f"{'loop p50/p99 ms':>16} {'loadgen CPU':>11} {'gunicorn CPU':>12} {'postgres CPU':>12}"
+    header += f"{'loop p50/p99 ms':>16} {'loadgen CPU':>11} {'gunicorn CPU':>12} {'postgres CPU':>12} {'machine':>8}"
     print(header)
     all_accepted: list[int] = []
     failures = []
     try:
-        server_procs = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
         _, warm_accepted, _ = asyncio.run(run_phase(base, project.id, tokens[:warmup], 3.0, 50))
         all_accepted += warm_accepted
         offset = warmup
         for n in clients:
             phase_tokens = tokens[offset : offset + n]
             offset += n
+            server_procs = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
             db_procs = [p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres")]
+            machine0 = psutil.cpu_times()
             load0, srv0, db0 = cpu_seconds([me]), cpu_seconds(server_procs), cpu_seconds(db_procs)
             stats, accepted, elapsed = asyncio.run(
                 run_phase(base, project.id, phase_tokens, args.seconds, args.max_loops)
@@ -227,6 +232,10 @@ def main() -> int:
             load_cpu = (cpu_seconds([me]) - load0) / elapsed
             srv_cpu = (cpu_seconds(server_procs) - srv0) / elapsed
             db_cpu = (cpu_seconds(db_procs) - db0) / elapsed
+            machine1 = psutil.cpu_times()
+            idle = machine1.idle + machine1.iowait - machine0.idle - machine0.iowait
+            busy = sum(machine1) - sum(machine0) - idle
+            machine_cpu = busy / (sum(machine1) - sum(machine0)) * psutil.cpu_count()
             all_accepted += accepted
             loops = len(stats["loop"])
             print(
@@ -234,7 +243,7 @@ def main() -> int:
                 f"{pct(stats['next'], 0.5):>7.1f}/{pct(stats['next'], 0.99):<8.1f} "
                 f"{pct(stats['submit'], 0.5):>8.1f}/{pct(stats['submit'], 0.99):<9.1f} "
                 f"{pct(stats['loop'], 0.5):>7.1f}/{pct(stats['loop'], 0.99):<8.1f} "
-                f"{load_cpu * 100:>10.0f}% {srv_cpu * 100:>11.0f}% {db_cpu * 100:>11.0f}%"
+                f"{load_cpu * 100:>10.0f}% {srv_cpu * 100:>11.0f}% {db_cpu * 100:>11.0f}% {machine_cpu * 100:>7.0f}%"
             )
             if stats["errors"]:
                 failures += stats["errors"][:5]

@@ -97,6 +97,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # instead of failing on a lock upgrade mid-transaction.
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Server-side binding lets psycopg prepare the statements a connection repeats (the labeling hot
+    # path), so PostgreSQL stops re-planning them. Behind a transaction-pooling PgBouncer, set
+    # DB_PREPARE_THRESHOLD=off.
+    threshold = os.environ.get("DB_PREPARE_THRESHOLD", "5")
+    if threshold.lower() not in ("off", "none", ""):
+        DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": int(threshold)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

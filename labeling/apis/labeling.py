@@ -5,7 +5,6 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.models import Ranking
 from labeling.services.assignments import assignment_next, assignment_skip, ranking_submit
 
 
@@ -57,10 +56,14 @@ class RankingInput(serializers.Serializer):
     time_spent_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=86_400_000)
 
 
-class RankingOutput(serializers.ModelSerializer):
-    class Meta:
-        model = Ranking
-        fields = ("id", "assignment", "comparison", "orders", "comment", "time_spent_ms", "created_at")
+class RankingOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    assignment = serializers.IntegerField()
+    comparison = serializers.IntegerField()
+    orders = serializers.JSONField(help_text="[{criterion, ranks: {completion_id: rank}, failed: [id]}]")
+    comment = serializers.CharField()
+    time_spent_ms = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
 
 
 class RankingSubmitApi(APIView):
@@ -85,5 +88,5 @@ class SkipOutput(serializers.Serializer):
 class SkipApi(APIView):
     @extend_schema(request=None, responses=SkipOutput, summary="Give the lease back without ranking")
     def post(self, request, assignment_id: int):
-        assignment = assignment_skip(assignment_id=assignment_id, labeler=request.user)
-        return Response({"id": assignment.pk, "state": assignment.state})
+        state = assignment_skip(assignment_id=assignment_id, labeler=request.user)
+        return Response({"id": assignment_id, "state": state})

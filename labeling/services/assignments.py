@@ -10,26 +10,15 @@ IMMEDIATE, which serializes writers outright.
 
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.exceptions import Conflict, ServiceError
-from labeling.models import (
-    AlignmentCriterion,
-    Assignment,
-    AssignmentState,
-    Comparison,
-    Completion,
-    LabelSource,
-    Membership,
-    Project,
-    Ranking,
-)
+from labeling.models import AssignmentState, LabelSource
 from labeling.ranking_rules import RankingError, normalize_order
+from labeling.services import lease_sql as sql
 
 MAX_ATTEMPTS = 5
 
@@ -42,82 +31,54 @@ class NotYourLease(ServiceError):
     status = 403
 
 
-@dataclass
+@dataclass(frozen=True)
+class LeaseInfo:
+    id: int
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class PromptInfo:
+    id: int
+    prompt: str
+
+
+@dataclass(frozen=True)
+class CompletionInfo:
+    id: int
+    position: int
+    text: str
+
+
+@dataclass(frozen=True)
 class Lease:
-    assignment: Assignment
-    comparison: Comparison
-    completions: list[Completion]
+    """What a labeler sees of a lease: no gold flag, no other labelers' work."""
+
+    assignment: LeaseInfo
+    comparison: PromptInfo
+    completions: list[CompletionInfo]
 
 
-def _live(now) -> Q:
-    return Q(state=AssignmentState.LEASED, expires_at__gt=now)
+@dataclass(frozen=True)
+class SubmittedRanking:
+    id: int
+    assignment: int
+    comparison: int
+    orders: list[dict]
+    comment: str
+    time_spent_ms: int | None
+    created_at: datetime
 
 
-def _candidate(*, project: Project, labeler, now, gold: bool, exclude: list[int]) -> Comparison | None:
-    mine = Assignment.objects.filter(comparison=OuterRef("pk"), labeler=labeler)
-    queue = Comparison.objects.filter(project=project, is_gold=gold).exclude(Exists(mine))
-    if exclude:
-        queue = queue.exclude(pk__in=exclude)
-    if not gold:
-        live = (
-            Assignment.objects.filter(_live(now), comparison=OuterRef("pk"))
-            .order_by()
-            .values("comparison")
-            .annotate(n=Count("pk"))
-            .values("n")
-        )
-        queue = (
-            queue.filter(label_count__lt=project.overlap)
-            .annotate(live_leases=Coalesce(Subquery(live), 0))
-            .filter(label_count__lt=project.overlap - F("live_leases"))
-        )
-    return (
-        queue.order_by("label_count", "pk")
-        .only("id", "prompt", "project_id", "label_count", "is_gold")
-        .select_for_update(skip_locked=True, of=("self",))
-        .first()
+def _load_lease(assignment_id: int) -> Lease:
+    rows = sql.lease_with_completions(assignment_id)
+    created_at, expires_at, comparison_id, prompt = rows[0][:4]
+    return Lease(
+        LeaseInfo(assignment_id, sql.as_datetime(created_at), sql.as_datetime(expires_at)),
+        PromptInfo(comparison_id, prompt),
+        [CompletionInfo(row[4], row[5], row[6]) for row in rows],
     )
-
-
-def _lease_insert(*, comparison_id: int, project: Project, labeler, now, limit: int | None) -> int | None:
-    """Insert the lease only if the slot is still free and the labeler holds no live lease (fresh snapshot)."""
-    a, c = Assignment._meta.db_table, Comparison._meta.db_table
-    ops = connection.ops
-    at, until = (
-        ops.adapt_datetimefield_value(now),
-        ops.adapt_datetimefield_value(now + timedelta(seconds=project.lease_seconds)),
-    )
-    # Only table names from the models are formatted in; every value is a parameter.
-    slot_free = (
-        f"(SELECT label_count FROM {c} WHERE id = %s)"  # noqa: S608
-        f" + (SELECT COUNT(*) FROM {a} WHERE comparison_id = %s AND state = 'leased' AND expires_at > %s) < %s"
-    )
-    sql = (
-        f"INSERT INTO {a} (comparison_id, project_id, labeler_id, state, created_at, expires_at, finished_at)"  # noqa: S608
-        f" SELECT %s, %s, %s, 'leased', %s, %s, NULL WHERE "
-        f"NOT EXISTS (SELECT 1 FROM {a} WHERE labeler_id = %s AND project_id = %s AND state = 'leased'"
-        f" AND expires_at > %s)" + (f" AND {slot_free}" if limit is not None else "") + " RETURNING id"
-    )
-    params = [comparison_id, project.pk, labeler.pk, at, until, labeler.pk, project.pk, at]
-    if limit is not None:
-        params += [comparison_id, comparison_id, at, limit]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return row[0] if row else None
-
-
-def _lease(assignment_id: int, comparison: Comparison, labeler, project: Project, now) -> Lease:
-    assignment = Assignment(
-        pk=assignment_id,
-        comparison=comparison,
-        project=project,
-        labeler=labeler,
-        state=AssignmentState.LEASED,
-        created_at=now,
-        expires_at=now + timedelta(seconds=project.lease_seconds),
-    )
-    return Lease(assignment, comparison, list(Completion.objects.filter(comparison_id=comparison.pk)))
 
 
 @transaction.atomic
@@ -125,77 +86,89 @@ def assignment_next(*, project_id: int, labeler, rng: random.Random | None = Non
     """The labeler's live lease in the project, else a new lease on the comparison that most needs a
     label (gold at the project's rate), else None when nothing is left for this labeler."""
     now = timezone.now()
-    live_mine = Assignment.objects.filter(_live(now), labeler=labeler, project_id=OuterRef("project_id")).order_by("pk")
-    membership = (
-        Membership.objects.select_related("project")
-        .select_for_update(of=("self",))
-        .annotate(live_lease=Subquery(live_mine.values("pk")[:1]))
-        .filter(project_id=project_id, user=labeler)
-        .first()
-    )
-    if membership is None:
+    member = sql.membership_with_live_lease(project_id=project_id, user_id=labeler.pk, now=now)
+    if member is None:
         raise NotAMember(f"Project {project_id} does not exist or you are not a member of it.")
-    project = membership.project
-    live_lease_id = membership.live_lease
+    overlap, lease_seconds, gold_rate, live_lease = member
     exclude: list[int] = []
     for _ in range(MAX_ATTEMPTS):
-        if live_lease_id is not None:
-            assignment = Assignment.objects.select_related("comparison").get(pk=live_lease_id)
-            completions = list(Completion.objects.filter(comparison_id=assignment.comparison_id))
-            return Lease(assignment, assignment.comparison, completions)
-        gold_first = (rng or random).random() < project.gold_rate
+        if live_lease is not None:
+            return _load_lease(live_lease)
+        gold_first = (rng or random).random() < gold_rate
         for gold in (gold_first, not gold_first):
-            comparison = _candidate(project=project, labeler=labeler, now=now, gold=gold, exclude=exclude)
-            if comparison is not None:
+            candidate = sql.lock_candidate(
+                project_id=project_id, user_id=labeler.pk, now=now, gold=gold, overlap=overlap, exclude=exclude
+            )
+            if candidate is not None:
                 break
         else:
             return None
-        limit = None if comparison.is_gold else project.overlap
-        assignment_id = _lease_insert(
-            comparison_id=comparison.pk, project=project, labeler=labeler, now=now, limit=limit
+        assignment_id = sql.insert_lease(
+            comparison_id=candidate,
+            project_id=project_id,
+            user_id=labeler.pk,
+            now=now,
+            until=now + timedelta(seconds=lease_seconds),
+            overlap=None if gold else overlap,
         )
         if assignment_id is not None:
-            return _lease(assignment_id, comparison, labeler, project, now)
+            return _load_lease(assignment_id)
         # Lost a race: either our own concurrent call leased something, or the slot filled up.
-        exclude.append(comparison.pk)
-        live_lease_id = (
-            Assignment.objects.filter(_live(now), labeler=labeler, project=project).values_list("pk", flat=True).first()
-        )
+        exclude.append(candidate)
+        live_lease = sql.live_lease_id(project_id=project_id, user_id=labeler.pk, now=now)
     raise Conflict("Too many labelers are competing for the last comparisons; try again.")
 
 
-def _lock_own_assignment(*, assignment_id: int, labeler) -> Assignment:
-    assignment = (
-        Assignment.objects.select_related("comparison__project")
-        .select_for_update(of=("self", "comparison"))
-        .filter(pk=assignment_id)
-        .first()
-    )
-    if assignment is None:
+@dataclass(frozen=True)
+class LockedAssignment:
+    id: int
+    state: str
+    expires_at: datetime
+    comparison_id: int
+    label_count: int
+    is_gold: bool
+    project_id: int
+    overlap: int
+    rank_per_criterion: bool
+
+
+def _lock_own_assignment(*, assignment_id: int, labeler) -> LockedAssignment:
+    row = sql.lock_assignment(assignment_id)
+    if row is None:
         raise ServiceError(f"Assignment {assignment_id} does not exist.", status=404)
-    if assignment.labeler_id != labeler.pk:
+    labeler_id, state, expires_at, comparison_id, label_count, is_gold, project_id, overlap, per_criterion = row
+    if labeler_id != labeler.pk:
         raise NotYourLease(f"Assignment {assignment_id} is leased to another labeler; you can only submit your own.")
-    return assignment
+    return LockedAssignment(
+        assignment_id,
+        state,
+        sql.as_datetime(expires_at),
+        comparison_id,
+        label_count,
+        bool(is_gold),
+        project_id,
+        overlap,
+        bool(per_criterion),
+    )
 
 
-def _check_slot_after_expiry(assignment: Assignment, now) -> None:
+def _check_slot_after_expiry(assignment: LockedAssignment, now) -> None:
     """An expired lease may still be submitted while its slot is free; once taken, it is refused."""
-    comparison = assignment.comparison
-    if assignment.expires_at > now or comparison.is_gold:
+    if assignment.expires_at > now or assignment.is_gold:
         return
-    others_live = Assignment.objects.filter(_live(now), comparison=comparison).exclude(pk=assignment.pk).count()
-    if comparison.label_count + others_live >= comparison.project.overlap:
+    others = sql.other_live_leases(comparison_id=assignment.comparison_id, assignment_id=assignment.id, now=now)
+    if assignment.label_count + others >= assignment.overlap:
         raise Conflict(
-            f"Your lease on comparison {comparison.pk} expired at {assignment.expires_at.isoformat()} and its slot "
-            "went to another labeler; this ranking was not stored. Ask for the next comparison."
+            f"Your lease on comparison {assignment.comparison_id} expired at {assignment.expires_at.isoformat()} and "
+            "its slot went to another labeler; this ranking was not stored. Ask for the next comparison."
         )
 
 
-def _orders(*, payload: dict, project: Project, completion_ids: list[int]) -> list[dict]:
+def _orders(*, payload: dict, assignment: LockedAssignment, completion_ids: list[int]) -> list[dict]:
     """Validate the submitted ranking(s) against the comparison and the project's criteria."""
     problems: list[str] = []
-    if project.rank_per_criterion:
-        criteria = list(AlignmentCriterion.objects.filter(project=project).values_list("pk", "name"))
+    if assignment.rank_per_criterion:
+        criteria = sql.criteria(assignment.project_id)
         given = payload.get("criteria")
         if not isinstance(given, dict):
             raise ServiceError(
@@ -234,46 +207,49 @@ def _orders(*, payload: dict, project: Project, completion_ids: list[int]) -> li
 
 
 @transaction.atomic
-def ranking_submit(*, assignment_id: int, labeler, payload: dict) -> tuple[Ranking, bool]:
+def ranking_submit(*, assignment_id: int, labeler, payload: dict) -> tuple[SubmittedRanking, bool]:
     """Store the labeler's ranking for their lease. Returns (ranking, created); a repeated submit of
     the same lease returns the first ranking and ``created=False``, never a second ranking."""
     now = timezone.now()
     assignment = _lock_own_assignment(assignment_id=assignment_id, labeler=labeler)
     if assignment.state == AssignmentState.SUBMITTED:
-        return Ranking.objects.get(assignment=assignment), False
+        return SubmittedRanking(*_stored(assignment_id)), False
     if assignment.state == AssignmentState.SKIPPED:
         raise Conflict(f"You skipped comparison {assignment.comparison_id}; a skipped lease takes no ranking.")
-    comparison = assignment.comparison
-    completion_ids = list(
-        Completion.objects.filter(comparison=comparison).order_by("position").values_list("pk", flat=True)
-    )
-    orders = _orders(payload=payload, project=comparison.project, completion_ids=completion_ids)
+    completion_ids = sql.completion_ids(assignment.comparison_id)
+    orders = _orders(payload=payload, assignment=assignment, completion_ids=completion_ids)
     _check_slot_after_expiry(assignment, now)
+    comment = str(payload.get("comment") or "")
+    time_spent_ms = payload.get("time_spent_ms")
     try:
-        ranking = Ranking.objects.create(
-            comparison=comparison,
-            labeler=labeler,
-            assignment=assignment,
+        ranking_id = sql.insert_ranking(
+            comparison_id=assignment.comparison_id,
+            user_id=labeler.pk,
+            assignment_id=assignment_id,
             source=LabelSource.HUMAN,
             orders=orders,
-            comment=str(payload.get("comment") or ""),
-            time_spent_ms=payload.get("time_spent_ms"),
+            comment=comment,
+            time_spent_ms=time_spent_ms,
+            now=now,
         )
     except IntegrityError:
-        raise Conflict(f"You already ranked comparison {comparison.pk}.") from None
-    Assignment.objects.filter(pk=assignment.pk).update(state=AssignmentState.SUBMITTED, finished_at=now)
-    Comparison.objects.filter(pk=comparison.pk).update(label_count=F("label_count") + 1)
+        raise Conflict(f"You already ranked comparison {assignment.comparison_id}.") from None
+    sql.finish_submit(assignment_id=assignment_id, comparison_id=assignment.comparison_id, now=now)
+    ranking = SubmittedRanking(ranking_id, assignment_id, assignment.comparison_id, orders, comment, time_spent_ms, now)
     return ranking, True
 
 
+def _stored(assignment_id: int) -> tuple:
+    ranking_id, comparison_id, orders, comment, time_spent_ms, created_at = sql.ranking_of_assignment(assignment_id)
+    return ranking_id, assignment_id, comparison_id, orders, comment, time_spent_ms, sql.as_datetime(created_at)
+
+
 @transaction.atomic
-def assignment_skip(*, assignment_id: int, labeler) -> Assignment:
-    """Give the lease back; the labeler will not be offered this comparison again."""
+def assignment_skip(*, assignment_id: int, labeler) -> str:
+    """Give the lease back; the labeler will not be offered this comparison again. Returns the state."""
     assignment = _lock_own_assignment(assignment_id=assignment_id, labeler=labeler)
     if assignment.state == AssignmentState.SUBMITTED:
         raise Conflict(f"Comparison {assignment.comparison_id} is already ranked; it cannot be skipped.")
     if assignment.state == AssignmentState.LEASED:
-        assignment.state = AssignmentState.SKIPPED
-        assignment.finished_at = timezone.now()
-        assignment.save(update_fields=["state", "finished_at"])
-    return assignment
+        sql.skip(assignment_id=assignment_id, now=timezone.now())
+    return AssignmentState.SKIPPED

@@ -181,11 +181,11 @@ def test_gold_rate(project, labelers):
     project.gold_rate = 1.0
     project.save()
     lease = assignment_next(project_id=project.id, labeler=labelers[0])
-    assert lease.comparison.is_gold
+    assert Comparison.objects.get(pk=lease.comparison.id).is_gold
     project.gold_rate = 0.0
     project.save()
     lease = assignment_next(project_id=project.id, labeler=labelers[1], rng=random.Random(0))
-    assert not lease.comparison.is_gold
+    assert not Comparison.objects.get(pk=lease.comparison.id).is_gold
 
 
 def test_gold_items_ignore_overlap(project, labelers):
@@ -194,7 +194,7 @@ def test_gold_items_ignore_overlap(project, labelers):
     project.overlap = 1
     project.save()
     leases = [assignment_next(project_id=project.id, labeler=labeler) for labeler in labelers]
-    assert all(lease is not None and lease.comparison.is_gold for lease in leases)
+    assert all(Comparison.objects.get(pk=lease.comparison.id).is_gold for lease in leases)
 
 
 def test_outsider_gets_404_on_next(api, project, make_user):

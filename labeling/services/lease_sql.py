@@ -1,0 +1,192 @@
+"""The SQL of the labeling hot path (`next` and submit), written out by hand.
+
+These two endpoints carry every labeler's every task; the ORM spent more CPU building their queries
+than PostgreSQL spent running them. Everything else uses the ORM. Only table names from the models
+are formatted into the statements; every value is a parameter. The statements run on PostgreSQL and
+on SQLite (3.35+ for RETURNING); row locks are PostgreSQL's, SQLite serializes writers instead.
+"""
+
+import json
+from datetime import UTC, datetime
+
+from django.db import connection
+from django.utils.dateparse import parse_datetime
+
+from labeling.models import AlignmentCriterion, Assignment, Comparison, Completion, Membership, Project, Ranking
+
+A = Assignment._meta.db_table
+C = Comparison._meta.db_table
+K = Completion._meta.db_table
+M = Membership._meta.db_table
+P = Project._meta.db_table
+R = Ranking._meta.db_table
+CRIT = AlignmentCriterion._meta.db_table
+LIVE = "state = 'leased' AND expires_at > %s"
+
+
+def locks() -> bool:
+    return connection.features.has_select_for_update
+
+
+def at(value: datetime):
+    """A datetime as the database driver wants it."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def as_datetime(value) -> datetime:
+    """A datetime read back by a raw query: aware on PostgreSQL, a string on SQLite."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def fetchone(sql: str, params: list):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def fetchall(sql: str, params: list):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def execute(sql: str, params: list) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def membership_with_live_lease(*, project_id: int, user_id: int, now):
+    """(overlap, lease_seconds, gold_rate, live lease id | None), or None for a non-member.
+
+    Locks the membership row: one labeler's concurrent `next` calls run one after the other.
+    """
+    lock = f" FOR UPDATE OF {M}" if locks() else ""
+    return fetchone(
+        f"SELECT p.overlap, p.lease_seconds, p.gold_rate, (SELECT id FROM {A} WHERE labeler_id = %s"
+        f" AND project_id = %s AND {LIVE} ORDER BY id LIMIT 1) FROM {M} JOIN {P} p ON p.id = {M}.project_id"
+        f" WHERE {M}.project_id = %s AND {M}.user_id = %s{lock}",
+        [user_id, project_id, at(now), project_id, user_id],
+    )
+
+
+def lock_candidate(*, project_id: int, user_id: int, now, gold: bool, overlap: int, exclude: list[int]):
+    """The comparison this labeler should get next (fewest labels first), locked, or None.
+
+    Skips rows other transactions hold: concurrent labelers spread over the queue instead of queueing.
+    """
+    params: list = [project_id, gold, user_id]
+    room = ""
+    if not gold:  # gold items go to every labeler once; overlap does not apply
+        live = f"(SELECT COUNT(*) FROM {A} WHERE comparison_id = c.id AND {LIVE})"
+        room = f" AND c.label_count < %s AND c.label_count + {live} < %s"
+        params += [overlap, at(now), overlap]
+    skip = ""
+    if exclude:
+        skip = f" AND c.id NOT IN ({', '.join(['%s'] * len(exclude))})"
+        params += exclude
+    lock = " FOR UPDATE OF c SKIP LOCKED" if locks() else ""
+    row = fetchone(
+        f"SELECT c.id FROM {C} c WHERE c.project_id = %s AND c.is_gold = %s"
+        f" AND NOT EXISTS (SELECT 1 FROM {A} WHERE comparison_id = c.id AND labeler_id = %s){room}{skip}"
+        f" ORDER BY c.label_count, c.id LIMIT 1{lock}",
+        params,
+    )
+    return row[0] if row else None
+
+
+def insert_lease(*, comparison_id: int, project_id: int, user_id: int, now, until, overlap: int | None) -> int | None:
+    """Insert the lease unless, in this statement's fresh snapshot, the slot filled up or the labeler
+    got another live lease meanwhile. ``overlap=None`` (gold) skips the slot check."""
+    params = [comparison_id, project_id, user_id, at(now), at(until), user_id, project_id, at(now)]
+    room = ""
+    if overlap is not None:
+        room = (
+            f" AND (SELECT label_count FROM {C} WHERE id = %s)"
+            f" + (SELECT COUNT(*) FROM {A} WHERE comparison_id = %s AND {LIVE}) < %s"
+        )
+        params += [comparison_id, comparison_id, at(now), overlap]
+    row = fetchone(
+        f"INSERT INTO {A} (comparison_id, project_id, labeler_id, state, created_at, expires_at, finished_at)"
+        f" SELECT %s, %s, %s, 'leased', %s, %s, NULL WHERE NOT EXISTS"
+        f" (SELECT 1 FROM {A} WHERE labeler_id = %s AND project_id = %s AND {LIVE}){room} RETURNING id",
+        params,
+    )
+    return row[0] if row else None
+
+
+def live_lease_id(*, project_id: int, user_id: int, now) -> int | None:
+    row = fetchone(
+        f"SELECT id FROM {A} WHERE labeler_id = %s AND project_id = %s AND {LIVE} ORDER BY id LIMIT 1",
+        [user_id, project_id, at(now)],
+    )
+    return row[0] if row else None
+
+
+def lease_with_completions(assignment_id: int):
+    """Rows of (assignment created_at, expires_at, comparison id, prompt, completion id, position, text)."""
+    return fetchall(
+        f"SELECT a.created_at, a.expires_at, c.id, c.prompt, k.id, k.position, k.text FROM {A} a"
+        f" JOIN {C} c ON c.id = a.comparison_id JOIN {K} k ON k.comparison_id = c.id"
+        f" WHERE a.id = %s ORDER BY k.position",
+        [assignment_id],
+    )
+
+
+def lock_assignment(assignment_id: int):
+    """The assignment with what a submit needs, its row and its comparison's row locked:
+    (labeler_id, state, expires_at, comparison_id, label_count, is_gold, project_id, overlap,
+    rank_per_criterion)."""
+    lock = " FOR UPDATE OF a, c" if locks() else ""
+    return fetchone(
+        f"SELECT a.labeler_id, a.state, a.expires_at, a.comparison_id, c.label_count, c.is_gold, p.id,"
+        f" p.overlap, p.rank_per_criterion FROM {A} a JOIN {C} c ON c.id = a.comparison_id"
+        f" JOIN {P} p ON p.id = c.project_id WHERE a.id = %s{lock}",
+        [assignment_id],
+    )
+
+
+def completion_ids(comparison_id: int) -> list[int]:
+    return [
+        row[0] for row in fetchall(f"SELECT id FROM {K} WHERE comparison_id = %s ORDER BY position", [comparison_id])
+    ]
+
+
+def criteria(project_id: int) -> list[tuple[int, str]]:
+    return fetchall(f"SELECT id, name FROM {CRIT} WHERE project_id = %s ORDER BY position, id", [project_id])
+
+
+def other_live_leases(*, comparison_id: int, assignment_id: int, now) -> int:
+    return fetchone(
+        f"SELECT COUNT(*) FROM {A} WHERE comparison_id = %s AND id <> %s AND {LIVE}",
+        [comparison_id, assignment_id, at(now)],
+    )[0]
+
+
+def insert_ranking(*, comparison_id, user_id, assignment_id, source, orders, comment, time_spent_ms, now) -> int:
+    orders_value = Ranking._meta.get_field("orders").get_db_prep_value(orders, connection)
+    return fetchone(
+        f"INSERT INTO {R} (comparison_id, labeler_id, assignment_id, source, orders, comment, time_spent_ms,"
+        f" created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        [comparison_id, user_id, assignment_id, source, orders_value, comment, time_spent_ms, at(now)],
+    )[0]
+
+
+def finish_submit(*, assignment_id: int, comparison_id: int, now) -> None:
+    execute(f"UPDATE {A} SET state = 'submitted', finished_at = %s WHERE id = %s", [at(now), assignment_id])
+    execute(f"UPDATE {C} SET label_count = label_count + 1 WHERE id = %s", [comparison_id])
+
+
+def skip(*, assignment_id: int, now) -> None:
+    execute(f"UPDATE {A} SET state = 'skipped', finished_at = %s WHERE id = %s", [at(now), assignment_id])
+
+
+def ranking_of_assignment(assignment_id: int):
+    """(id, comparison_id, orders, comment, time_spent_ms, created_at) of the assignment's ranking."""
+    row = fetchone(
+        f"SELECT id, comparison_id, orders, comment, time_spent_ms, created_at FROM {R} WHERE assignment_id = %s",
+        [assignment_id],
+    )
+    orders = row[2] if not isinstance(row[2], str) else json.loads(row[2])
+    return (*row[:2], orders, *row[3:])
