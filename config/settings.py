@@ -168,6 +168,11 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # (The SQLAlchemy transport passes these options to create_engine, which refuses them.)
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 3600}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER")
+CELERY_BEAT_SCHEDULE = {
+    "sweep-snapshots": {"task": "labeling.sweep_snapshots", "schedule": 60.0, "options": {"queue": "default"}},
+}
+RANKFORGE_SNAPSHOT_REQUEUE_AFTER_S = env_int("RANKFORGE_SNAPSHOT_REQUEUE_AFTER_S", 120)
+RANKFORGE_SNAPSHOT_STALE_AFTER_S = env_int("RANKFORGE_SNAPSHOT_STALE_AFTER_S", 3600)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 LOGGING = {

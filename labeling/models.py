@@ -212,6 +212,7 @@ class PreferenceSnapshot(models.Model):
     path = models.CharField(max_length=500, blank=True, help_text="Folder under ARTIFACT_ROOT.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When a worker began building it.")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -1,5 +1,7 @@
 """Celery entry points of the labeling app: fetch by id, call a service (DESIGN.md, Jobs and workers)."""
 
+from datetime import timedelta
+
 from celery import Task, shared_task
 
 # Exports and imports run on CPU workers. Services pass the queue when they enqueue (a `queue` task
@@ -23,6 +25,19 @@ def snapshot_build(snapshot_id: int) -> None:
     from labeling.services.snapshots import snapshot_build as build
 
     build(snapshot_id=snapshot_id)
+
+
+@shared_task(name="labeling.sweep_snapshots")
+def sweep_snapshots() -> dict:
+    """Periodic (Celery beat): re-enqueue lost snapshot builds, fail builds whose worker died."""
+    from django.conf import settings
+
+    from labeling.services.snapshots import snapshots_sweep
+
+    return snapshots_sweep(
+        requeue_after=timedelta(seconds=settings.RANKFORGE_SNAPSHOT_REQUEUE_AFTER_S),
+        stale_after=timedelta(seconds=settings.RANKFORGE_SNAPSHOT_STALE_AFTER_S),
+    )
 
 
 def enqueue_snapshot_build(snapshot_id: int) -> None:

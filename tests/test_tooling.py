@@ -29,7 +29,7 @@ def test_docker_compose_config_is_valid():
 
 def test_docker_compose_has_a_worker_per_queue_and_a_gpu_reservation():
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    assert set(services) == {"postgres", "redis", "web", "worker", "worker-gpu"}
+    assert set(services) == {"postgres", "redis", "web", "worker", "worker-gpu", "beat"}
     assert "-Q default " in services["worker"]["command"]
     assert "-Q gpu " in services["worker-gpu"]["command"]
     assert "--concurrency 1" in services["worker-gpu"]["command"]

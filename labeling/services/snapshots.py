@@ -10,6 +10,7 @@ converts them with :mod:`labeling.pairs` and writes ``ARTIFACT_ROOT/snapshots/<p
 import logging
 import shutil
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -182,7 +183,8 @@ def snapshot_build(*, snapshot_id: int) -> PreferenceSnapshot | None:
             logger.info("snapshot %s is %s, not pending; not building it again", snapshot_id, snapshot.status)
             return snapshot
         snapshot.status = SnapshotStatus.BUILDING
-        snapshot.save(update_fields=["status"])
+        snapshot.started_at = timezone.now()
+        snapshot.save(update_fields=["status", "started_at"])
 
     try:
         counts, path = _write(snapshot)
@@ -212,6 +214,30 @@ def snapshot_mark_failed(*, snapshot_id: int, error: str) -> PreferenceSnapshot 
     snapshot.finished_at = timezone.now()
     snapshot.save(update_fields=["status", "error", "finished_at"])
     return snapshot
+
+
+def snapshots_sweep(*, requeue_after: timedelta, stale_after: timedelta) -> dict:
+    """Recover from lost work: re-enqueue snapshots left pending (the SQLAlchemy broker does not
+    redeliver after a worker dies) and fail those whose build started too long ago (a dead worker)."""
+    now = timezone.now()
+    pending = list(
+        PreferenceSnapshot.objects.filter(status=SnapshotStatus.PENDING, created_at__lt=now - requeue_after)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for snapshot_id in pending:
+        tasks.enqueue_snapshot_build(snapshot_id)  # a no-op for any that another worker started meanwhile
+    stale = list(
+        PreferenceSnapshot.objects.filter(status=SnapshotStatus.BUILDING, started_at__lt=now - stale_after)
+        .order_by("pk")
+        .values_list("pk", "started_at")
+    )
+    for snapshot_id, started_at in stale:
+        snapshot_mark_failed(
+            snapshot_id=snapshot_id,
+            error=f"the worker building it stopped (build started {started_at.isoformat()}); create a new snapshot",
+        )
+    return {"requeued": len(pending), "failed": len(stale)}
 
 
 def snapshot_file(*, snapshot: PreferenceSnapshot, split: str, file_format: str) -> Path:

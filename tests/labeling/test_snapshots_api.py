@@ -262,3 +262,26 @@ def test_committed_request_enqueues_and_builds(api, project, reviewer, ranked):
     detail = client.get(f"/api/projects/{project.id}/snapshots/{body['id']}/").json()
     assert detail["status"] == "ready", detail["error"]
     assert detail["counts"]["pairs"] == 13 + 5 + 5
+
+
+def test_sweep_requeues_lost_builds_and_fails_stale_ones(project, admin_user, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    sent = []
+    monkeypatch.setattr(tasks, "enqueue_snapshot_build", sent.append)
+    old = timezone.now() - timedelta(hours=2)
+    lost = PreferenceSnapshot.objects.create(project=project, version=1, options={}, status="pending")
+    fresh = PreferenceSnapshot.objects.create(project=project, version=2, options={}, status="pending")
+    stale = PreferenceSnapshot.objects.create(project=project, version=3, options={}, status="building", started_at=old)
+    PreferenceSnapshot.objects.filter(pk=lost.pk).update(created_at=old)
+
+    result = tasks.sweep_snapshots()
+
+    assert result == {"requeued": 1, "failed": 1}
+    assert sent == [lost.pk]
+    stale.refresh_from_db()
+    assert stale.status == "failed" and "worker building it stopped" in stale.error
+    fresh.refresh_from_db()
+    assert fresh.status == "pending"
