@@ -1,6 +1,6 @@
 from django.urls import path
 
-from labeling.apis import comparisons, labeling, projects
+from labeling.apis import auth, comparisons, labeling, projects
 from labeling.apis import datasets as dataset_apis
 from labeling.apis import snapshots as snapshot_apis
 from labeling.apis import templates as template_apis
@@ -9,6 +9,9 @@ from labeling.apis.stats import ProjectStatsApi
 P = "projects/<int:project_id>/"
 
 urlpatterns = [
+    path("auth/csrf/", auth.CsrfApi.as_view(), name="auth-csrf"),
+    path("auth/session/", auth.SessionApi.as_view(), name="auth-session"),
+    path(P + "rankings/", comparisons.RankingListApi.as_view(), name="project-rankings"),
     path("users/", projects.UserListCreateApi.as_view(), name="users"),
     path("me/", projects.MeApi.as_view(), name="me"),
     path("projects/", projects.ProjectListCreateApi.as_view(), name="projects"),

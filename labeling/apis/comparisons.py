@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
@@ -6,7 +7,7 @@ from rest_framework.response import Response
 
 from config.exceptions import ServiceError
 from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
-from labeling.models import Comparison, Role
+from labeling.models import Comparison, LabelSource, Ranking, Role
 from labeling.services.comparisons import comparisons_import
 from labeling.services.preferences import preferences_import
 
@@ -91,3 +92,59 @@ class PreferenceImportApi(ProjectAPIView):
         upload = checked_size(data.validated_data.pop("file"))
         result = preferences_import(project=access.project, stream=upload, filename=upload.name, **data.validated_data)
         return Response(result, status=status.HTTP_201_CREATED)
+
+
+class StoredRankingOutput(serializers.ModelSerializer):
+    labeler_username = serializers.CharField(source="labeler.username", read_only=True)
+
+    class Meta:
+        model = Ranking
+        fields = (
+            "id",
+            "comparison",
+            "assignment",
+            "labeler",
+            "labeler_username",
+            "source",
+            "orders",
+            "comment",
+            "time_spent_ms",
+            "created_at",
+        )
+
+
+class RankingListApi(Paginated, ProjectAPIView):
+    """Rankings of the project: reviewers and admins see all of them, a labeler only their own."""
+
+    read_role = Role.LABELER
+    FILTERS = ("labeler", "source", "comparison", "since")
+
+    @extend_schema(responses=StoredRankingOutput(many=True))
+    def get(self, request, project_id: int):
+        access = self.access(request, project_id)
+        reject_unknown_params(request, allowed=self.FILTERS)
+        rankings = Ranking.objects.filter(comparison__project=access.project).select_related("labeler")
+        if not access.at_least(Role.REVIEWER):
+            rankings = rankings.filter(labeler=request.user)
+        params = request.query_params
+        for name, lookup, cast in (("labeler", "labeler_id", int), ("comparison", "comparison_id", int)):
+            if name in params:
+                rankings = rankings.filter(**{lookup: _parsed(params[name], cast, name)})
+        if "source" in params:
+            if params["source"] not in LabelSource.values:
+                raise ServiceError(f"source: unknown source {params['source']!r}; use one of {LabelSource.values}.")
+            rankings = rankings.filter(source=params["source"])
+        if "since" in params:
+            since = parse_datetime(params["since"])
+            if since is None:
+                raise ServiceError(f"since: {params['since']!r} is not an ISO 8601 date-time.")
+            rankings = rankings.filter(created_at__gte=since)
+        rankings = ordered(rankings, request, allowed=("id", "created_at"), default="-id")
+        return paginate(self, request, rankings, StoredRankingOutput)
+
+
+def _parsed(value: str, cast, name: str):
+    try:
+        return cast(value)
+    except ValueError:
+        raise ServiceError(f"{name}: {value!r} is not a valid id.") from None
