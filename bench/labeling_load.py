@@ -167,6 +167,15 @@ def cpu_seconds(processes) -> float:
     return total
 
 
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds per PostgreSQL process; backends that start mid-phase count from zero."""
+    usage = {}
+    for p in psutil.process_iter(["name"]):
+        if (p.info["name"] or "").startswith("postgres"):
+            usage[p.pid] = cpu_seconds([p])
+    return usage
+
+
 def check_invariants(project, overlap: int, accepted: list[int]) -> list[str]:
     problems = []
     per = Counter(Ranking.objects.filter(comparison__project=project).values_list("comparison_id", flat=True))
@@ -193,7 +202,7 @@ def main() -> int:
     parser.add_argument("--max-loops", type=int, default=2000, help="per client per phase")
     parser.add_argument("--comparisons", type=int, default=6000)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2, help="gthread threads per worker (keep-alive)")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         print("This benchmark targets PostgreSQL: set DATABASE_URL=postgres://...", file=sys.stderr)
@@ -223,15 +232,15 @@ def main() -> int:
             phase_tokens = tokens[offset : offset + n]
             offset += n
             server_procs = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
-            db_procs = [p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres")]
+            db0_by_pid = postgres_cpu()
             machine0 = psutil.cpu_times()
-            load0, srv0, db0 = cpu_seconds([me]), cpu_seconds(server_procs), cpu_seconds(db_procs)
+            load0, srv0 = cpu_seconds([me]), cpu_seconds(server_procs)
             stats, accepted, elapsed = asyncio.run(
                 run_phase(base, project.id, phase_tokens, args.seconds, args.max_loops)
             )
             load_cpu = (cpu_seconds([me]) - load0) / elapsed
             srv_cpu = (cpu_seconds(server_procs) - srv0) / elapsed
-            db_cpu = (cpu_seconds(db_procs) - db0) / elapsed
+            db_cpu = sum(cpu - db0_by_pid.get(pid, 0.0) for pid, cpu in postgres_cpu().items()) / elapsed
             machine1 = psutil.cpu_times()
             idle = machine1.idle + machine1.iowait - machine0.idle - machine0.iowait
             busy = sum(machine1) - sum(machine0) - idle

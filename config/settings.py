@@ -129,7 +129,7 @@ RANKFORGE_MAX_UPLOAD_BYTES = env_int("RANKFORGE_MAX_UPLOAD_BYTES", 200 * 1024 * 
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "config.authentication.LeanTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -202,3 +202,41 @@ def test_outsider_gets_404_on_next(api, project, make_user):
     response = next_lease(api(make_user("mallory")), project)
     assert response.status_code == 404
     assert not Assignment.objects.exists()
+
+
+def test_hot_path_responses_match_their_documented_shapes(api, project, labelers):
+    from labeling.apis.labeling import LeaseOutput, RankingOutput
+
+    def same_shape(serializer_class, body):
+        serializer = serializer_class(data=body)
+        assert serializer.is_valid(), serializer.errors
+        assert set(body) == set(serializer.fields)
+
+    add_comparisons(project, 1)
+    client = api(labelers[0])
+    lease = next_lease(client, project).json()
+    same_shape(LeaseOutput, lease)
+    assert (
+        set(lease["assignment"]) == {"id", "created_at", "expires_at"} and lease["assignment"]["expires_at"][-1] == "Z"
+    )
+    assert set(lease["completions"][0]) == {"id", "position", "text"}
+    ranking = submit(client, lease).json()
+    same_shape(RankingOutput, ranking)
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"comment": 5}, "comment"),
+        ({"time_spent_ms": -1}, "time_spent_ms"),
+        ({"time_spent_ms": True}, "time_spent_ms"),
+        ({"rnaks": {}}, "rnaks"),
+    ],
+)
+def test_submit_envelope_errors_name_the_field(api, project, labelers, extra, field):
+    add_comparisons(project, 1)
+    client = api(labelers[0])
+    lease = next_lease(client, project).json()
+    response = submit(client, lease, {"ranks": ranks_best_first(lease), **extra})
+    assert response.status_code == 400 and response.json()["detail"].startswith(field)
+    assert not Ranking.objects.exists()
