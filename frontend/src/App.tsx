@@ -1,18 +1,56 @@
-import { apiUrl } from "./api";
+import { Console } from "./admin/Console";
+import { Workspace } from "./labeler/Workspace";
+import { Login } from "./pages/Login";
+import { Projects } from "./pages/Projects";
+import { Link, match, usePath } from "./router";
+import { SessionProvider, useSession } from "./session";
+
+function Routes({ path }: { path: string }) {
+  let params = match("/projects/:id/label", path);
+  if (params) return <Workspace projectId={Number(params.id)} />;
+  params = match("/projects/:id/admin", path) ?? match("/projects/:id/admin/:tab", path);
+  if (params) return <Console projectId={Number(params.id)} />;
+  if (path === "/" || path === "/projects") return <Projects />;
+  return (
+    <p>
+      Nothing here. <Link href="/">Back to your projects</Link>
+    </p>
+  );
+}
+
+function Shell() {
+  const { me, loading, signOut } = useSession();
+  const path = usePath();
+  if (loading) return <p className="center">Loading…</p>;
+  if (!me) return <Login />;
+  return (
+    <>
+      <header className="topbar">
+        <Link href="/" className="brand">
+          RankForge
+        </Link>
+        <nav>
+          <Link href="/">Projects</Link>
+          <a href="/api/docs/">API</a>
+        </nav>
+        <span className="who">
+          {me.username}
+          <button className="link" onClick={() => void signOut()}>
+            Sign out
+          </button>
+        </span>
+      </header>
+      <main>
+        <Routes path={path} />
+      </main>
+    </>
+  );
+}
 
 export function App() {
   return (
-    <main style={{ fontFamily: "system-ui, sans-serif", maxWidth: 640, margin: "4rem auto", padding: "0 1rem" }}>
-      <h1>RankForge</h1>
-      <p>The labeling UI is not built yet.</p>
-      <ul>
-        <li>
-          <a href={apiUrl("docs/")}>API documentation</a>
-        </li>
-        <li>
-          <a href="/admin/">Django admin</a>
-        </li>
-      </ul>
-    </main>
+    <SessionProvider>
+      <Shell />
+    </SessionProvider>
   );
 }

@@ -1,3 +1,5 @@
+/** The REST API client: same-origin session cookie + CSRF header, JSON in and out. */
+
 /** Base path of the REST API, served by Django on the same origin. */
 export const API_ROOT = "/api/";
 
@@ -14,3 +16,120 @@ export function apiUrl(path: string, params?: Record<string, string | number | u
   const qs = query.toString();
   return API_ROOT + clean + (qs ? `?${qs}` : "");
 }
+
+/** An error answer of the API: `detail` is the sentence to show, `errors` the structured rest. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly detail: string,
+    readonly errors?: unknown,
+  ) {
+    super(detail);
+  }
+}
+
+/** A request that never reached the server or whose answer was lost (offline, connection reset). */
+export class NetworkError extends Error {}
+
+export function csrfToken(cookie: string = typeof document === "undefined" ? "" : document.cookie): string {
+  const match = cookie.split(";").map((c) => c.trim()).find((c) => c.startsWith("csrftoken="));
+  return match ? decodeURIComponent(match.slice("csrftoken=".length)) : "";
+}
+
+export async function request<T>(method: string, path: string, body?: unknown, params?: Record<string, string | number | undefined>): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  const init: RequestInit = { method, headers, credentials: "same-origin" };
+  if (method !== "GET" && method !== "HEAD") headers["X-CSRFToken"] = csrfToken();
+  if (body instanceof FormData) init.body = body;
+  else if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response: Response;
+  try {
+    response = await fetch(apiUrl(path, params), init);
+  } catch (error) {
+    throw new NetworkError(error instanceof Error ? error.message : String(error));
+  }
+  if (response.status === 204) return undefined as T;
+  const text = await response.text();
+  let data: unknown = undefined;
+  try {
+    data = text ? JSON.parse(text) : undefined;
+  } catch {
+    if (!response.ok) throw new ApiError(response.status, `${response.status} ${response.statusText}`);
+  }
+  if (!response.ok) {
+    const payload = (data ?? {}) as { detail?: string; errors?: unknown };
+    throw new ApiError(response.status, payload.detail ?? `${response.status} ${response.statusText}`, payload.errors);
+  }
+  return data as T;
+}
+
+export const api = {
+  get: <T>(path: string, params?: Record<string, string | number | undefined>) => request<T>("GET", path, undefined, params),
+  post: <T>(path: string, body?: unknown) => request<T>("POST", path, body),
+  patch: <T>(path: string, body: unknown) => request<T>("PATCH", path, body),
+  delete: <T>(path: string) => request<T>("DELETE", path),
+};
+
+/** Retry a request whose answer may have been lost: only network errors and 5xx, never a 4xx. The
+ * server makes the retried operations idempotent (a repeated submit returns the first ranking). */
+export async function withRetry<T>(call: () => Promise<T>, delaysMs: number[] = [300, 1000, 2000, 4000]): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      const retryable = error instanceof NetworkError || (error instanceof ApiError && error.status >= 500);
+      if (!retryable || attempt >= delaysMs.length) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delaysMs[attempt]));
+    }
+  }
+}
+
+/** Upload a multipart form with progress (fetch has no upload progress); resolves with the JSON body. */
+export function upload<T>(path: string, form: FormData, onProgress: (fraction: number) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", apiUrl(path));
+    xhr.setRequestHeader("X-CSRFToken", csrfToken());
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.onprogress = (event) => event.lengthComputable && onProgress(event.loaded / event.total);
+    xhr.onerror = () => reject(new NetworkError("The upload failed: the connection was lost."));
+    xhr.onload = () => {
+      let data: { detail?: string; errors?: unknown } = {};
+      try {
+        data = xhr.responseText ? JSON.parse(xhr.responseText) : {};
+      } catch {
+        /* not JSON: handled below */
+      }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(data as T);
+      else reject(new ApiError(xhr.status, data.detail ?? `${xhr.status} ${xhr.statusText}`, data.errors));
+    };
+    xhr.send(form);
+  });
+}
+
+export type Page<T> = { count: number; next: string | null; previous: string | null; results: T[] };
+
+export type Me = { id: number; username: string; email: string; is_staff: boolean; is_superuser: boolean };
+
+export type Role = "admin" | "reviewer" | "labeler";
+
+export type Project = {
+  id: number;
+  name: string;
+  instructions: string;
+  completions_per_prompt: number;
+  overlap: number;
+  lease_seconds: number;
+  gold_rate: number;
+  rank_per_criterion: boolean;
+  prompt_template: number | null;
+  generation_config: Record<string, unknown>;
+  created_at: string;
+  updated_at: string;
+  role: Role | null;
+};
+
+export type Criterion = { id: number; name: string; instructions: string; position: number };
