@@ -1,0 +1,56 @@
+import { useEffect, useRef } from "react";
+import { KEY_HELP } from "./ranking";
+
+/** The `?` overlay: the whole key map, and the mouse's ways. Esc or ? closes it. */
+export function HelpOverlay({ k, onClose }: { k: number; onClose: () => void }) {
+  const close = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    const previous = document.activeElement as HTMLElement | null;
+    close.current?.focus();
+    return () => previous?.focus?.();
+  }, []);
+  const example = Array.from({ length: Math.min(k, 3) }, (_, i) => String(i + 1));
+  return (
+    <div className="lw-overlay" onMouseDown={(event) => event.target === event.currentTarget && onClose()}>
+      <div className="lw-dialog" role="dialog" aria-modal="true" aria-labelledby="lw-help-title">
+        <h2 id="lw-help-title">Keyboard shortcuts</h2>
+        <p>
+          Rank in reading order. The <b>selected</b> completion is outlined; type its rank and the next one without a mark
+          is selected. So for three completions, <kbd>2</kbd> <kbd>1</kbd> <kbd>3</kbd> <kbd>Enter</kbd> ranks A second, B
+          first, C third and submits; <kbd>{example[0]}</kbd> <kbd>t</kbd> <kbd>f</kbd> <kbd>Enter</kbd> ties A and B
+          first and marks C as F. Equal ranks tie; gaps are fine — only the order counts.
+        </p>
+        <table className="lw-keys">
+          <tbody>
+            {KEY_HELP.map((row) => (
+              <tr key={row.action}>
+                <th scope="row">
+                  {row.keys.map((key, i) =>
+                    key === "…" ? (
+                      <span key={i}> … </span>
+                    ) : (
+                      <kbd key={i}>{key === "K" ? String(k) : key}</kbd>
+                    ),
+                  )}
+                </th>
+                <td>{row.action}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+        <h3>With the mouse</h3>
+        <p>
+          Click a completion&apos;s rank buttons (<b>1</b>…<b>{k}</b>) or <b>F</b>; click a pressed button again to clear it.
+          Or drag the letter chips into the order row, best on the left: dropping onto a rank that already holds a
+          completion ties them, and dropping back on &ldquo;To rank&rdquo; clears it.
+        </p>
+        <p className="muted">Per-criterion projects rank once per criterion on the same screen: when one criterion is complete the keys move on to the next.</p>
+        <div className="actions">
+          <button ref={close} type="button" onClick={onClose}>
+            Close (Esc)
+          </button>
+        </div>
+      </div>
+    </div>
+  );
+}
