@@ -5,6 +5,7 @@ from labeling.apis import datasets as dataset_apis
 from labeling.apis import snapshots as snapshot_apis
 from labeling.apis import templates as template_apis
 from labeling.apis.stats import ProjectStatsApi
+from labeling.apis.stats_timeline import ProjectStatsTimelineApi
 
 P = "projects/<int:project_id>/"
 
@@ -26,6 +27,7 @@ urlpatterns = [
     path("assignments/<int:assignment_id>/ranking/", labeling.RankingSubmitApi.as_view(), name="assignment-ranking"),
     path("assignments/<int:assignment_id>/skip/", labeling.SkipApi.as_view(), name="assignment-skip"),
     path(P + "stats/", ProjectStatsApi.as_view(), name="project-stats"),
+    path(P + "stats/timeline/", ProjectStatsTimelineApi.as_view(), name="project-stats-timeline"),
     path(P + "datasets/", dataset_apis.DatasetListCreateApi.as_view(), name="project-datasets"),
     path(P + "datasets/<int:dataset_id>/", dataset_apis.DatasetDetailApi.as_view(), name="project-dataset-detail"),
     path(P + "datasets/<int:dataset_id>/rows/", dataset_apis.DatasetRowsApi.as_view(), name="project-dataset-rows"),

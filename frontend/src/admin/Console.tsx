@@ -1,4 +1,81 @@
-/** The admin console (being built). */
+/** The admin console of one project: a tab per concern, the tab in the path (/projects/:id/admin/:tab).
+ * Admins edit; reviewers get the same screens read-only (edit controls hidden or disabled). */
+import { api, type Project } from "../api";
+import { Link, match, usePath } from "../router";
+import { CriteriaTab } from "./CriteriaTab";
+import { DatasetsTab } from "./DatasetsTab";
+import { ExternalTab } from "./ExternalTab";
+import { useLoad } from "./hooks";
+import { ImportsTab } from "./ImportsTab";
+import { MembersTab } from "./MembersTab";
+import { QualityTab } from "./QualityTab";
+import { SettingsTab } from "./SettingsTab";
+import { SnapshotsTab } from "./SnapshotsTab";
+import { TemplatesTab } from "./TemplatesTab";
+import { ErrorNote } from "./ui";
+
+export const TABS = [
+  { id: "settings", label: "Settings" },
+  { id: "members", label: "Members" },
+  { id: "criteria", label: "Criteria" },
+  { id: "datasets", label: "Datasets" },
+  { id: "templates", label: "Templates" },
+  { id: "imports", label: "Imports" },
+  { id: "quality", label: "Quality" },
+  { id: "snapshots", label: "Snapshots" },
+  { id: "runs", label: "Runs" },
+  { id: "models", label: "Models" },
+] as const;
+
+export type TabProps = { project: Project; canEdit: boolean; onProjectChange: (project: Project) => void };
+
 export function Console({ projectId }: { projectId: number }) {
-  return <p>The admin console for project {projectId} is being built.</p>;
+  const path = usePath();
+  const tab = match("/projects/:id/admin/:tab", path)?.tab ?? "settings";
+  const { data: project, error, setData } = useLoad(() => api.get<Project>(`projects/${projectId}/`), String(projectId));
+
+  if (error) return <ErrorNote error={error} />;
+  if (!project) return <p>Loading project…</p>;
+  if (project.role !== "admin" && project.role !== "reviewer") {
+    return (
+      <p className="error" role="alert">
+        The admin console is for project admins and reviewers; you are a {project.role ?? "guest"} here.{" "}
+        <Link href={`/projects/${project.id}/label`}>Go to labeling</Link>
+      </p>
+    );
+  }
+  const canEdit = project.role === "admin";
+  const props: TabProps = { project, canEdit, onProjectChange: setData };
+  const known = TABS.some((t) => t.id === tab);
+
+  return (
+    <section className="console">
+      <header className="console-head">
+        <h1>{project.name}</h1>
+        <span className="muted">
+          {canEdit ? "You are an admin of this project." : "You are a reviewer: read-only, except snapshots."}
+        </span>
+      </header>
+      <nav className="tabs" aria-label="Admin sections">
+        {TABS.map((t) => (
+          <Link key={t.id} href={`/projects/${project.id}/admin/${t.id}`} className={t.id === tab ? "tab active" : "tab"} aria-current={t.id === tab ? "page" : undefined}>
+            {t.label}
+          </Link>
+        ))}
+      </nav>
+      <div className="tab-panel">
+        {tab === "settings" && <SettingsTab {...props} />}
+        {tab === "members" && <MembersTab {...props} />}
+        {tab === "criteria" && <CriteriaTab {...props} />}
+        {tab === "datasets" && <DatasetsTab {...props} />}
+        {tab === "templates" && <TemplatesTab {...props} />}
+        {tab === "imports" && <ImportsTab {...props} />}
+        {tab === "quality" && <QualityTab {...props} />}
+        {tab === "snapshots" && <SnapshotsTab {...props} />}
+        {tab === "runs" && <ExternalTab kind="runs" projectId={project.id} />}
+        {tab === "models" && <ExternalTab kind="models" projectId={project.id} />}
+        {!known && <p>No tab named “{tab}”.</p>}
+      </div>
+    </section>
+  );
 }

@@ -1,0 +1,63 @@
+/** Small React hooks the console tabs share: loading an API answer, debouncing a value. */
+import { useCallback, useEffect, useLayoutEffect, useRef, useState, type RefObject } from "react";
+
+/** Load with `load()` whenever `key` changes; `reload()` loads again. Stale answers are dropped. */
+export function useLoad<T>(load: () => Promise<T>, key: string) {
+  const [data, setData] = useState<T | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [loading, setLoading] = useState(true);
+  const generation = useRef(0);
+  const loadRef = useRef(load);
+  loadRef.current = load;
+
+  const reload = useCallback(() => {
+    const mine = ++generation.current;
+    setLoading(true);
+    return loadRef
+      .current()
+      .then((value) => {
+        if (mine !== generation.current) return;
+        setData(value);
+        setError(null);
+      })
+      .catch((err) => {
+        if (mine === generation.current) setError(err);
+      })
+      .finally(() => {
+        if (mine === generation.current) setLoading(false);
+      });
+  }, []);
+
+  useEffect(() => {
+    void reload();
+  }, [key, reload]);
+
+  return { data, error, loading, reload, setData };
+}
+
+/** `value`, once it has stopped changing for `ms` milliseconds. */
+export function useDebounced<T>(value: T, ms: number): T {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(value), ms);
+    return () => clearTimeout(timer);
+  }, [value, ms]);
+  return settled;
+}
+
+/** The pixel width of an element, kept up to date, so that SVG plots draw at 1:1 (text stays legible). */
+export function useWidth<T extends HTMLElement>(fallback: number): [RefObject<T | null>, number] {
+  const ref = useRef<T | null>(null);
+  const [width, setWidth] = useState(fallback);
+  useLayoutEffect(() => {
+    const element = ref.current;
+    if (!element) return;
+    const update = () => setWidth(Math.max(240, Math.floor(element.clientWidth)));
+    update();
+    if (typeof ResizeObserver === "undefined") return;
+    const observer = new ResizeObserver(update);
+    observer.observe(element);
+    return () => observer.disconnect();
+  }, []);
+  return [ref, width];
+}
