@@ -64,12 +64,20 @@ class PromptTemplateInput(serializers.Serializer):
     make_default = serializers.BooleanField(required=False, help_text="Make (or, with false, unmake) it the default.")
 
 
+class TemplateDraftInput(serializers.Serializer):
+    text = serializers.CharField(required=False, allow_blank=False, trim_whitespace=False)
+    example_text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    examples = serializers.JSONField(required=False)
+    example_separator = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=64)
+
+
 class TemplatePreviewInput(serializers.Serializer):
     row_id = serializers.IntegerField(required=False, help_text="A stored prompt row of this project.")
     index = serializers.IntegerField(min_value=0, required=False, help_text="Row index in `dataset`.")
     dataset = serializers.IntegerField(required=False, help_text="With `index`; defaults to the template's dataset.")
     row = serializers.DictField(required=False, help_text="A literal row: an object of field values.")
     context_window = serializers.IntegerField(min_value=1, required=False, default=services.DEFAULT_CONTEXT_WINDOW)
+    draft = TemplateDraftInput(required=False, help_text="Unsaved edits to preview instead of the stored template.")
 
     def validate(self, attrs):
         given = [key for key in ("row_id", "index", "row") if key in attrs]
@@ -211,5 +219,6 @@ class TemplatePreviewApi(ProjectAPIView):
             row=attrs.get("row"),
             prompt_row=prompt_row,
             context_window=attrs["context_window"],
+            draft=attrs.get("draft"),
         )
         return Response(TemplatePreviewOutput(preview).data)

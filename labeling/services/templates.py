@@ -156,22 +156,40 @@ class Preview:
     row_id: int | None
 
 
+DRAFT_FIELDS = ("text", "example_text", "examples", "example_separator")
+
+
 def template_preview(
     *,
     template: PromptTemplate,
     row: dict | None = None,
     prompt_row: PromptRow | None = None,
     context_window: int = DEFAULT_CONTEXT_WINDOW,
+    draft: dict | None = None,
 ) -> Preview:
-    """Render the template for one row (a stored ``prompt_row`` or a literal ``row`` dict). Read-only."""
+    """Render the template for one row (a stored ``prompt_row`` or a literal ``row`` dict). Read-only.
+
+    ``draft`` overrides the stored text / example_text / examples / example_separator, checked like
+    an update, so an editor can preview an edit before saving it.
+    """
     values = prompt_row.data if prompt_row is not None else (row or {})
+    spec = {key: getattr(template, key) for key in DRAFT_FIELDS}
+    if draft:
+        spec.update({key: draft[key] for key in DRAFT_FIELDS if key in draft})
+        _validate(
+            text=spec["text"],
+            example_text=spec["example_text"],
+            examples=spec["examples"],
+            dataset=template.dataset,
+            project=template.project,
+        )
     try:
         prompt = templating.render_prompt(
-            text=template.text,
+            text=spec["text"],
             row=values,
-            examples=template.examples,
-            example_text=template.example_text,
-            example_separator=template.example_separator,
+            examples=spec["examples"],
+            example_text=spec["example_text"],
+            example_separator=spec["example_separator"],
         )
     except templating.TemplateError as exc:
         key = "examples" if exc.example is not None else "row"
@@ -186,7 +204,7 @@ def template_preview(
     return Preview(
         prompt=prompt,
         token_estimate=estimate,
-        fields_used=templating.placeholders(template.text),
+        fields_used=templating.placeholders(spec["text"]),
         context_window=context_window,
         warning=warning,
         row_id=prompt_row.pk if prompt_row is not None else None,

@@ -186,14 +186,14 @@ def test_template_live_preview_renders_a_real_row(page, admin, project):
     prompt.get_by_text("Is the train late?", exact=False).wait_for()
     assert prompt.inner_text().startswith("Summarize this dialogue:")
 
-    # The next row, then an edit: the preview follows each (saved as you type, debounced).
+    # The next row, then an edit: the preview follows the unsaved draft; Save stores it.
     page.get_by_role("button", name="Next row").click()
     prompt.get_by_text("Lunch at noon?", exact=False).wait_for()
     page.get_by_label("Template text").fill("Briefly summarize:\n\n{dialogue}\n\nSummary:")
     prompt.get_by_text("Briefly summarize:", exact=False).wait_for()
-    page.get_by_text("All changes saved").wait_for()
+    page.get_by_text("Unsaved changes").wait_for()
     template.refresh_from_db()
-    assert template.text == "Briefly summarize:\n\n{dialogue}\n\nSummary:"
+    assert template.text.startswith("Summarize this dialogue:")  # a preview stores nothing
 
     # One-shot: an example goes before the query.
     example = {"dialogue": "#Person1#: Hi!\n#Person2#: Hello.", "summary": "They greet."}
@@ -202,13 +202,15 @@ def test_template_live_preview_renders_a_real_row(page, admin, project):
     prompt.get_by_text("Summary: They greet.", exact=False).wait_for()
     assert prompt.inner_text().index("They greet.") < prompt.inner_text().index("Lunch at noon?")
 
-    # An unknown field is refused by the server, named next to the field, and nothing is saved.
+    # An unknown field is refused by the server and named next to the field; Save keeps nothing bad.
     page.get_by_label("Template text").fill("Summarize {dialog}")
     page.locator(".field.invalid").get_by_text("dialog").first.wait_for()
-    template.refresh_from_db()
-    assert "{dialog}" not in template.text
     page.get_by_label("Template text").fill("Briefly summarize:\n\n{dialogue}\n\nSummary:")
+    page.locator(".field.invalid").wait_for(state="detached")
+    page.get_by_role("button", name="Save").click()
     page.get_by_text("All changes saved").wait_for()
+    template.refresh_from_db()
+    assert template.text == "Briefly summarize:\n\n{dialogue}\n\nSummary:"
 
     # Over the context window: the estimate and the warning show.
     page.get_by_label("Context window (tokens)").fill("20")

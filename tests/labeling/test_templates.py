@@ -431,3 +431,21 @@ def test_dialogsum_one_shot_preview(api, project, admin_user, settings):
     assert body["prompt"] == expected
     assert body["fields_used"] == ["dialogue"]
     assert 100 < body["token_estimate"] < 2048 and body["warning"] is None
+
+
+def test_preview_of_an_unsaved_draft(api, project, admin_user):
+    from labeling.models import PromptTemplate
+    from labeling.services.templates import template_create
+
+    template = template_create(project=project, name="draft-test", text="Q: {question}")
+    client = api(admin_user)
+    url = f"/api/projects/{project.id}/templates/{template.id}/preview/"
+    row = {"question": "Why?", "answer": "Because."}
+    body = client.post(url, {"row": row, "draft": {"text": "Question: {question}"}}, format="json").json()
+    assert body["prompt"] == "Question: Why?"
+    shots = {"text": "Q: {question}", "example_text": "Q: {question}\nA: {answer}", "examples": [row]}
+    body = client.post(url, {"row": row, "draft": shots}, format="json").json()
+    assert body["prompt"].startswith("Q: Why?\nA: Because.") and body["prompt"].endswith("Q: Why?")
+    bad = client.post(url, {"row": row, "draft": {"text": "Q: {a.b}"}}, format="json")
+    assert bad.status_code == 400 and "text" in bad.json()["errors"]
+    assert PromptTemplate.objects.get(pk=template.pk).text == "Q: {question}"  # nothing saved

@@ -1,10 +1,9 @@
 /** Prompt templates: a list, a create form and an editor with a live preview on real dataset rows.
  *
- * The preview API renders the *stored* template (the server owns parsing, few-shot rendering and the
- * token estimate), so the editor saves as you type: each pause (debounced) saves the draft and
- * re-renders the preview. A draft the server refuses is not saved; its error shows next to the field
- * and the preview keeps showing the last saved version. */
-import { useEffect, useRef, useState, type FormEvent } from "react";
+ * The preview renders the *unsaved draft* on the server (which owns parsing, few-shot rendering and
+ * the token estimate): each pause (debounced) re-renders it, and a draft the server refuses shows
+ * its error next to the field. Nothing is stored until Save. */
+import { useEffect, useState, type FormEvent } from "react";
 import { api, type Page } from "../api";
 import type { TabProps } from "./Console";
 import { errorText, fieldErrors, parseExamples } from "./format";
@@ -149,42 +148,29 @@ function Editor({ projectId, template, datasets, canEdit, onSaved }: { projectId
   const [saved, setSaved] = useState(template);
   const [draft, setDraft] = useState<Draft>(() => draftOf(template));
   const [errors, setErrors] = useState<Record<string, string>>({});
-  const [status, setStatus] = useState<"saved" | "saving" | "error">("saved");
+  const [previewErrors, setPreviewErrors] = useState<Record<string, string>>({});
+  const [status, setStatus] = useState<"idle" | "saving" | "error">("idle");
   const settled = useDebounced(draft, DEBOUNCE_MS);
-  const savedRef = useRef(saved);
-  savedRef.current = saved;
+  const pending = changes(draft, saved);
+  const dirty = Object.keys(pending.body).length > 0 || pending.examplesError !== null;
 
-  useEffect(() => {
-    if (!canEdit) return;
-    const { body, examplesError } = changes(settled, savedRef.current);
-    const local: Record<string, string> = examplesError ? { examples: examplesError } : {};
-    if (settled.name.trim() === "") local.name = "A template needs a name.";
-    if (Object.keys(body).length === 0) {
-      setErrors(local);
-      setStatus(Object.keys(local).length ? "error" : "saved");
-      return;
-    }
-    let live = true;
+  const save = async () => {
+    const { body, examplesError } = changes(draft, saved);
+    if (examplesError) return setErrors({ examples: examplesError });
+    if (draft.name.trim() === "") return setErrors({ name: "A template needs a name." });
+    if (Object.keys(body).length === 0) return;
     setStatus("saving");
-    api
-      .patch<Template>(`projects/${projectId}/templates/${template.id}/`, body)
-      .then((updated) => {
-        if (!live) return;
-        setSaved(updated);
-        setErrors(local);
-        setStatus(Object.keys(local).length ? "error" : "saved");
-        onSaved();
-      })
-      .catch((error) => {
-        if (!live) return;
-        setErrors({ ...local, ...fieldErrors(error) });
-        setStatus("error");
-      });
-    return () => {
-      live = false;
-    };
-    // Saving depends on the settled draft only (onSaved is a fresh closure every render).
-  }, [settled, canEdit, projectId, template.id]);
+    try {
+      const updated = await api.patch<Template>(`projects/${projectId}/templates/${template.id}/`, body);
+      setSaved(updated);
+      setErrors({});
+      setStatus("idle");
+      onSaved();
+    } catch (error) {
+      setErrors(fieldErrors(error));
+      setStatus("error");
+    }
+  };
 
   const set = (key: keyof Draft) => (event: { target: { value: string } }) => setDraft((d) => ({ ...d, [key]: event.target.value }));
   const makeDefault = async () => {
@@ -195,7 +181,7 @@ function Editor({ projectId, template, datasets, canEdit, onSaved }: { projectId
       setErrors({ "": errorText(error) });
     }
   };
-  const pending = JSON.stringify(draft) !== JSON.stringify(settled);
+  const shown = { ...previewErrors, ...errors };
 
   return (
     <div className="template-editor">
@@ -204,17 +190,22 @@ function Editor({ projectId, template, datasets, canEdit, onSaved }: { projectId
           <h2>{saved.name}</h2>
           {saved.is_default ? <Badge tone="good">project default</Badge> : canEdit && <button className="secondary" onClick={() => void makeDefault()}>Make default</button>}
           {canEdit && (
-            <span className={`save-state ${status}`} role="status">
-              {pending || status === "saving" ? "Saving…" : status === "error" ? "Not saved: see the errors below" : "All changes saved"}
-            </span>
+            <>
+              <span className={`save-state ${status}`} role="status">
+                {status === "saving" ? "Saving…" : status === "error" ? "Not saved: see the errors below" : dirty ? "Unsaved changes" : "All changes saved"}
+              </span>
+              <button onClick={() => void save()} disabled={!dirty || status === "saving"}>
+                Save
+              </button>
+            </>
           )}
         </div>
         <fieldset disabled={!canEdit}>
           <div className="row">
-            <Field label="Name" error={errors.name}>
+            <Field label="Name" error={shown.name}>
               <input value={draft.name} onChange={set("name")} />
             </Field>
-            <Field label="Checked against dataset" error={errors.dataset}>
+            <Field label="Checked against dataset" error={shown.dataset}>
               <select value={draft.dataset} onChange={set("dataset")}>
                 <option value="">(none)</option>
                 {datasets.map((d) => (
@@ -225,17 +216,17 @@ function Editor({ projectId, template, datasets, canEdit, onSaved }: { projectId
               </select>
             </Field>
           </div>
-          <Field label="Template text" error={errors.text} hint="Fields as {field}; {{ and }} for literal braces">
+          <Field label="Template text" error={shown.text} hint="Fields as {field}; {{ and }} for literal braces">
             <textarea className="mono" rows={6} value={draft.text} onChange={set("text")} />
           </Field>
-          <Field label="Few-shot examples (JSON list of objects)" error={errors.examples} hint="Empty for zero-shot; each example is rendered with the example text">
+          <Field label="Few-shot examples (JSON list of objects)" error={shown.examples} hint="Empty for zero-shot; each example is rendered with the example text">
             <textarea className="mono" rows={6} value={draft.examples} onChange={set("examples")} placeholder='[{"dialogue": "...", "summary": "..."}]' />
           </Field>
           <div className="row">
-            <Field label="Example text" error={errors.example_text} hint="How each example renders; empty means the template text">
+            <Field label="Example text" error={shown.example_text} hint="How each example renders; empty means the template text">
               <textarea className="mono" rows={5} value={draft.example_text} onChange={set("example_text")} />
             </Field>
-            <Field label="Separator" error={errors.example_separator} hint="Between examples and the query; \n for a newline">
+            <Field label="Separator" error={shown.example_separator} hint="Between examples and the query; \n for a newline">
               <input
                 className="mono"
                 value={draft.example_separator.replace(/\n/g, "\\n")}
@@ -250,12 +241,26 @@ function Editor({ projectId, template, datasets, canEdit, onSaved }: { projectId
           </p>
         )}
       </section>
-      <PreviewPanel projectId={projectId} template={saved} datasets={datasets} stale={pending || status !== "saved"} />
+      <PreviewPanel projectId={projectId} template={saved} draft={settled} datasets={datasets} stale={settled !== draft} onFieldErrors={setPreviewErrors} />
     </div>
   );
 }
 
-function PreviewPanel({ projectId, template, datasets, stale }: { projectId: number; template: Template; datasets: Dataset[]; stale: boolean }) {
+function PreviewPanel({
+  projectId,
+  template,
+  draft,
+  datasets,
+  stale,
+  onFieldErrors,
+}: {
+  projectId: number;
+  template: Template;
+  draft: Draft;
+  datasets: Dataset[];
+  stale: boolean;
+  onFieldErrors: (errors: Record<string, string>) => void;
+}) {
   const [datasetId, setDatasetId] = useState<number | null>(template.dataset ?? datasets[0]?.id ?? null);
   const [index, setIndex] = useState(0);
   const [contextWindow, setContextWindow] = useState("2048");
@@ -290,19 +295,35 @@ function PreviewPanel({ projectId, template, datasets, stale }: { projectId: num
     if (!row) return;
     let live = true;
     const windowSize = Number(settledWindow) > 0 ? Number(settledWindow) : 2048;
+    const examples = parseExamples(draft.examples);
+    if ("error" in examples) {
+      onFieldErrors({ examples: examples.error });
+      return;
+    }
+    const body = {
+      row_id: row.id,
+      context_window: windowSize,
+      draft: { text: draft.text, example_text: draft.example_text, examples: examples.value, example_separator: draft.example_separator },
+    };
     api
-      .post<Preview>(`projects/${projectId}/templates/${template.id}/preview/`, { row_id: row.id, context_window: windowSize })
+      .post<Preview>(`projects/${projectId}/templates/${template.id}/preview/`, body)
       .then((answer) => {
         if (!live) return;
         setPreview(answer);
         setPreviewError(null);
+        onFieldErrors({});
       })
-      .catch((error) => live && setPreviewError(error));
+      .catch((error) => {
+        if (!live) return;
+        const fields = fieldErrors(error);
+        onFieldErrors(fields);
+        setPreviewError(Object.keys(fields).some((key) => key !== "") ? null : error);
+      });
     return () => {
       live = false;
     };
-    // template (not just its id) so that every saved edit re-renders.
-  }, [projectId, template, row, settledWindow]);
+    // The settled draft (not every keystroke) re-renders; onFieldErrors is a stable state setter.
+  }, [projectId, template.id, draft, row, settledWindow, onFieldErrors]);
 
   return (
     <section className="card preview" aria-label="Live preview">
@@ -367,7 +388,7 @@ function PreviewPanel({ projectId, template, datasets, stale }: { projectId: num
               <div className="preview-meta">
                 <span data-testid="token-estimate">≈ {preview.token_estimate.toLocaleString()} tokens</span>
                 <span className="muted">of a {preview.context_window.toLocaleString()}-token context window</span>
-                {stale && <span className="muted">(showing the last saved version)</span>}
+                {stale && <span className="muted">(updating…)</span>}
               </div>
               {preview.warning && (
                 <p className="warning" role="alert">
