@@ -146,7 +146,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"LabelSourceEnum": "labeling.models.LabelSource"},
+    "ENUM_NAME_OVERRIDES": {
+        "LabelSourceEnum": "labeling.models.LabelSource",
+        "RunKindEnum": "training.models.RunKind",
+        "RunStateEnum": "training.models.RunState",
+        "RunEventTypeEnum": "training.models.RunEventType",
+    },
     # Swagger UI from drf-spectacular-sidecar's static files, not a CDN: docs work offline.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -169,8 +174,30 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # (The SQLAlchemy transport passes these options to create_engine, which refuses them.)
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 3600}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER")
+# Training runs: heartbeat, cancel polling and the sweep that fails runs of dead workers (DESIGN.md,
+# Jobs and workers). Tests shrink these to seconds.
+RANKFORGE_RUN_HEARTBEAT_S = float(os.environ.get("RANKFORGE_RUN_HEARTBEAT_S") or 10)
+RANKFORGE_RUN_POLL_S = float(os.environ.get("RANKFORGE_RUN_POLL_S") or 2)
+RANKFORGE_RUN_KILL_GRACE_S = float(os.environ.get("RANKFORGE_RUN_KILL_GRACE_S") or 30)
+RANKFORGE_RUN_STALE_AFTER_S = float(os.environ.get("RANKFORGE_RUN_STALE_AFTER_S") or 120)
+RANKFORGE_RUN_REQUEUE_AFTER_S = float(os.environ.get("RANKFORGE_RUN_REQUEUE_AFTER_S") or 300)
+RANKFORGE_RUN_SWEEP_INTERVAL_S = float(os.environ.get("RANKFORGE_RUN_SWEEP_INTERVAL_S") or 30)
+RANKFORGE_RUN_MAX_LOG_LINES = env_int("RANKFORGE_RUN_MAX_LOG_LINES", 20_000)
+RANKFORGE_RUN_MAX_LINE_CHARS = env_int("RANKFORGE_RUN_MAX_LINE_CHARS", 4_000)
+RANKFORGE_RUN_THREADS = env_int("RANKFORGE_RUN_THREADS", 1)  # torch/OMP threads of a run unless its config says
+if RANKFORGE_RUN_STALE_AFTER_S <= 2 * RANKFORGE_RUN_HEARTBEAT_S:
+    raise ImproperlyConfigured("RANKFORGE_RUN_STALE_AFTER_S must exceed twice RANKFORGE_RUN_HEARTBEAT_S.")
+CELERY_TASK_ROUTES = {
+    "training.run_execute": {"queue": "gpu"},
+    "training.sweep_runs": {"queue": "default"},
+}
 CELERY_BEAT_SCHEDULE = {
     "sweep-snapshots": {"task": "labeling.sweep_snapshots", "schedule": 60.0, "options": {"queue": "default"}},
+    "sweep-runs": {
+        "task": "training.sweep_runs",
+        "schedule": RANKFORGE_RUN_SWEEP_INTERVAL_S,
+        "options": {"queue": "default"},
+    },
 }
 RANKFORGE_SNAPSHOT_REQUEUE_AFTER_S = env_int("RANKFORGE_SNAPSHOT_REQUEUE_AFTER_S", 120)
 RANKFORGE_SNAPSHOT_STALE_AFTER_S = env_int("RANKFORGE_SNAPSHOT_STALE_AFTER_S", 3600)

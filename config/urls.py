@@ -11,5 +11,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("labeling.urls")),
+    path("api/", include("models_registry.urls")),
+    path("api/", include("training.urls")),
     re_path(r"^(?!api/|admin/|static/).*$", frontend_index, name="frontend"),
 ]

@@ -5,17 +5,14 @@ from dataclasses import dataclass
 from django.db.models import OuterRef, Subquery
 from rest_framework.exceptions import NotFound, PermissionDenied
 
+from config.api import is_platform_admin, is_staff_or_admin
 from labeling.models import Membership, Project, Role
 
 ROLE_RANK = {Role.LABELER: 1, Role.REVIEWER: 2, Role.ADMIN: 3}
 
 
-def is_platform_admin(user) -> bool:
-    return bool(user and user.is_active and user.is_superuser)
-
-
 def can_create_projects(user) -> bool:
-    return bool(user and user.is_active and (user.is_superuser or user.is_staff))
+    return is_staff_or_admin(user)
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,106 @@
-# Models arrive with the runs and registry issue (#4).
+"""Training runs: a row per job with a state machine, and its append-only event log (DESIGN.md, Jobs
+and workers). State changes only through ``training.services.runs.run_transition``."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class RunKind(models.TextChoices):
+    GENERATE = "generate"
+    SFT = "sft"
+    REWARD_MODEL = "reward_model"
+    RLHF = "rlhf"
+    DPO = "dpo"
+    CAI_REVISE = "cai_revise"
+    AI_FEEDBACK = "ai_feedback"
+    EVALUATE = "evaluate"
+
+
+class RunState(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
+LIVE_STATES = frozenset({RunState.RUNNING, RunState.CANCELLING})  # a worker holds the run
+
+
+class TrainingRun(models.Model):
+    kind = models.CharField(max_length=32, choices=RunKind.choices)
+    state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
+    config = models.JSONField(help_text="The kind's config, validated and with defaults filled in.")
+    inputs = models.JSONField(default=dict, blank=True, help_text="What the run reads: dataset, prompts, ...")
+    outputs = models.JSONField(default=dict, blank=True, help_text="What it produced: artifacts, counts.")
+    project = models.ForeignKey(
+        "labeling.Project", null=True, blank=True, on_delete=models.SET_NULL, related_name="training_runs"
+    )
+    progress_step = models.PositiveIntegerField(null=True, blank=True)
+    progress_total = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, help_text="Why it failed, in words a person can act on.")
+    worker_host = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True, help_text="The run's process (group leader).")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Re-enqueue bookkeeping for the sweep (a lost message leaves a run queued forever otherwise).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    enqueue_count = models.PositiveIntegerField(default=0)
+    last_seq = models.PositiveIntegerField(default=0, help_text="Seq of the newest event.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["state", "heartbeat_at"], name="run_state_heartbeat"),
+            models.Index(fields=["project", "kind", "state"], name="run_project_kind_state"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(progress_total__isnull=True)
+                | Q(progress_step__isnull=True)
+                | Q(progress_step__lte=models.F("progress_total")),
+                name="run_progress_within_total",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.kind}, {self.state})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+class RunEventType(models.TextChoices):
+    STATE = "state"  # written by the state machine: {"from", "to", "error"?}
+    PROGRESS = "progress"
+    METRIC = "metric"
+    LOG = "log"  # the run's log events, non-JSON stdout and stderr lines: {"level", "message", "stream"?}
+    ARTIFACT = "artifact"
+    CHECKPOINT = "checkpoint"
+    ERROR = "error"
+    RESULT = "result"
+
+
+class RunEvent(models.Model):
+    """Append-only. ``seq`` counts 1, 2, 3, ... per run with no gaps, so a poller sees every event."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=16, choices=RunEventType.choices)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run_id", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="runevent_unique_seq")]
+        indexes = [models.Index(fields=["run", "type", "seq"], name="runevent_by_type")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} #{self.seq} {self.type}"

@@ -9,6 +9,7 @@ stdout, and nothing else there (libraries' chatter goes to stderr, which the wor
     {"type": "artifact", "kind": "completions", "path": "completions.jsonl", "count": 8}
     {"type": "checkpoint", "path": "checkpoint-3", "step": 3}
     {"type": "error", "message": "..."}          (just before a non-zero exit)
+    {"type": "result", "prompts": 8, ...}        (a summary, just before exit 0)
 
 Paths are relative to the --out folder. Exit status 0 means success; SIGTERM makes the process stop
 promptly with status 143 (cancel). Every line carries "t" (Unix time) so the worker can order and
@@ -46,6 +47,9 @@ class EventWriter:
 
     def error(self, message: str) -> None:
         self.emit("error", message=message)
+
+    def result(self, **summary: Any) -> None:
+        self.emit("result", **summary)
 
 
 def parse_event(line: str) -> dict | None:

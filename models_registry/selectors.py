@@ -1,0 +1,97 @@
+"""Reads of the model registry."""
+
+import json
+
+from django.db.models import Count, Exists, Max, OuterRef, Prefetch, QuerySet, TextField
+from django.db.models.functions import Cast
+from django.shortcuts import get_object_or_404
+
+from models_registry.models import ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel
+
+MAX_LINEAGE = 100
+
+
+def _tagged(versions: QuerySet, tag: str) -> QuerySet:
+    """Versions whose tags hold ``tag``, on every database.
+
+    Tags are stored lowercase and limited to ``[a-z0-9._:+/=-]``, so the JSON text of the list holds
+    ``"tag"`` (quotes included) exactly when the list holds the tag; that works where JSONField's
+    ``contains`` lookup does not (SQLite).
+    """
+    needle = json.dumps(tag.strip().lower())
+    return versions.alias(tags_text=Cast("tags", TextField())).filter(tags_text__contains=needle)
+
+
+def model_list(*, task: str | None = None, tag: str | None = None, name: str | None = None) -> QuerySet:
+    models = RegisteredModel.objects.select_related("created_by").annotate(
+        version_count=Count("versions", distinct=True), latest_version=Max("versions__version")
+    )
+    if task:
+        models = models.filter(task=task)
+    if name:
+        models = models.filter(name__icontains=name)
+    if tag:
+        models = models.filter(Exists(_tagged(ModelVersion.objects.filter(model=OuterRef("pk")), tag)))
+    return models.prefetch_related(Prefetch("aliases", queryset=ModelAlias.objects.select_related("version")))
+
+
+def model_get(*, model_id: int) -> RegisteredModel:
+    return get_object_or_404(model_list(), pk=model_id)
+
+
+def version_list(*, model: RegisteredModel, tag: str | None = None, fmt: str | None = None) -> QuerySet:
+    versions = (
+        ModelVersion.objects.filter(model=model)
+        .select_related("model", "created_by")
+        .prefetch_related(Prefetch("aliases", queryset=ModelAlias.objects.order_by("name")))
+    )
+    if tag:
+        versions = _tagged(versions, tag)
+    if fmt:
+        versions = versions.filter(format=fmt)
+    return versions
+
+
+def version_get(*, model: RegisteredModel, number: int) -> ModelVersion:
+    return get_object_or_404(version_list(model=model), version=number)
+
+
+def version_lineage(*, version: ModelVersion) -> list[ModelVersion]:
+    """The chain of base versions, nearest first: what this version was trained or converted from."""
+    chain: list[ModelVersion] = []
+    seen = {version.pk}
+    base_id = version.base_version_id
+    while base_id is not None and len(chain) < MAX_LINEAGE:
+        base = ModelVersion.objects.select_related("model").get(pk=base_id)
+        if base.pk in seen:  # impossible by construction (a base exists before its children); be safe
+            break
+        seen.add(base.pk)
+        chain.append(base)
+        base_id = base.base_version_id
+    return chain
+
+
+def version_find(*, model_name: str, config_hash: str | None = None, tag: str | None = None) -> ModelVersion | None:
+    """The newest version of ``model_name`` with this config hash (and/or tag), if any: how imports
+    stay idempotent."""
+    versions = ModelVersion.objects.filter(model__name__iexact=model_name)
+    if config_hash is not None:
+        versions = versions.filter(config_hash=config_hash)
+    if tag is not None:
+        versions = _tagged(versions, tag)
+    return versions.select_related("model").order_by("-version").first()
+
+
+def alias_list(*, model: RegisteredModel) -> QuerySet:
+    return ModelAlias.objects.filter(model=model).select_related("version", "updated_by").order_by("name")
+
+
+def alias_get(*, model: RegisteredModel, name: str) -> ModelAlias:
+    return get_object_or_404(alias_list(model=model), name=name)
+
+
+def alias_history(*, model: RegisteredModel, alias: str | None = None) -> QuerySet:
+    events = ModelAliasEvent.objects.filter(model=model).select_related("from_version", "to_version", "actor")
+    if alias:
+        events = events.filter(alias=alias)
+    return events

@@ -1,0 +1,181 @@
+"""POST /api/projects/{id}/generate/ and turning a run's completions into comparisons (no worker)."""
+
+import json
+
+import pytest
+
+from config.exceptions import ServiceError
+from labeling.models import Comparison, Completion, Role
+from labeling.services.comparisons import ParsedComparison, comparisons_create
+from labeling.services.datasets import dataset_import
+from labeling.services.projects import project_create, project_update
+from training import tasks
+from training.models import TrainingRun
+from training.services import runs
+from training.services.generation import CompletionsIngest
+from training.services.runs import run_folder
+
+from .conftest import rows_jsonl
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def enqueued(monkeypatch):
+    calls = []
+    monkeypatch.setattr(tasks, "enqueue_run", lambda run_id, *, queue: calls.append((run_id, queue)))
+    return calls
+
+
+def generate(client, project, **body):
+    return client.post(f"/api/projects/{project.pk}/generate/", {"model_path": "/models/smol", **body}, format="json")
+
+
+def prompts_of(run) -> list[dict]:
+    return [json.loads(line) for line in (run_folder(run.pk) / "prompts.jsonl").read_text().splitlines()]
+
+
+def test_admins_start_a_generation_run_over_rendered_prompts(api, admin_user, project, dataset, enqueued):
+    response = generate(api(admin_user), project, dataset=dataset.pk, generation={"temperature": 0.7})
+    assert response.status_code == 202, response.json()
+    run = TrainingRun.objects.get(pk=response.json()["id"])
+    assert run.kind == "generate" and run.project == project and run.state == "queued"
+    assert run.config["k"] == 3 and run.config["temperature"] == 0.7 and run.config["prompts_file"] == "prompts.jsonl"
+    rows = list(dataset.rows.order_by("index"))
+    assert prompts_of(run) == [{"prompt_id": r.pk, "prompt": f"Question: {r.data['question']}\nAnswer:"} for r in rows]
+    assert run.inputs["dataset"] == dataset.pk and run.inputs["prompts"] == 6 and run.inputs["model_name"] == "smol"
+
+
+def test_split_limit_and_rows_already_done_are_respected(api, admin_user, project, dataset):
+    client = api(admin_user)
+    train = list(dataset.rows.filter(split="train").order_by("index"))
+    [done] = comparisons_create(project=project, parsed=[ParsedComparison(0, "x", [{"text": "a"}] * 3)])
+    done.prompt_row = train[0]
+    done.save()
+    run = TrainingRun.objects.get(pk=generate(client, project, dataset=dataset.pk, split="train", limit=2).json()["id"])
+    assert [p["prompt_id"] for p in prompts_of(run)] == [train[1].pk, train[2].pk]
+    assert run.inputs["rows_selected"] == 4
+
+    for row in train[1:]:
+        c = comparisons_create(project=project, parsed=[ParsedComparison(0, "x", [{"text": "a"}] * 3)])[0]
+        c.prompt_row = row
+        c.save()
+    response = generate(client, project, dataset=dataset.pk, split="train")
+    assert response.status_code == 409 and "already has a comparison" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"k": 2}, "k: the project compares 3 completions per prompt, so k must be 3"),
+        ({"generation": {"temperature": -1.0}}, "generation.temperature: must be > 0 when sampling"),
+        ({"generation": {"temprature": 1.0}}, "generation.temprature: unknown option"),
+        ({"generation": {"greedy": True}}, "generation.greedy: greedy decoding gives K identical completions"),
+        ({"split": "dev"}, "split:"),
+        ({"limit": 0}, "limit:"),
+        ({"model_path": ""}, "model_path:"),
+        ({"dataset": 999}, "dataset: project"),
+        ({"colour": "red"}, "colour: Unknown field"),
+    ],
+)
+def test_bad_requests_name_the_field(api, admin_user, project, dataset, body, detail):
+    response = generate(api(admin_user), project, **{"dataset": dataset.pk, **body})
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(detail), response.json()
+    assert not TrainingRun.objects.exists()
+
+
+def test_the_project_generation_config_is_the_default_and_named_when_bad(api, admin_user, project, dataset):
+    client = api(admin_user)
+    project_update(project=project, generation_config={"max_new_tokens": 64, "top_p": 0.5, "model": "note"})
+    run = TrainingRun.objects.get(pk=generate(client, project, dataset=dataset.pk, limit=1).json()["id"])
+    assert (run.config["max_new_tokens"], run.config["top_p"]) == (64, 0.5)
+    assert run.inputs["ignored_project_generation_keys"] == ["model"]
+    run = TrainingRun.objects.get(
+        pk=generate(client, project, dataset=dataset.pk, limit=1, generation={"top_p": 0.9}).json()["id"]
+    )
+    assert run.config["top_p"] == 0.9
+
+    project_update(project=project, generation_config={"top_p": 7})
+    response = generate(client, project, dataset=dataset.pk)
+    assert response.status_code == 400
+    assert response.json()["detail"] == "project.generation_config.top_p: must be in (0, 1], got 7"
+
+
+def test_no_template_and_roles(api, admin_user, project, dataset, reviewer, make_user, add_member):
+    assert generate(api(reviewer), project, dataset=dataset.pk).status_code == 403
+    assert generate(api(make_user("x")), project, dataset=dataset.pk).status_code == 404
+    project_admin = add_member(make_user("pam"), Role.ADMIN)
+    assert generate(api(project_admin), project, dataset=dataset.pk, limit=1).status_code == 202
+
+    other = project_create(created_by=admin_user, name="Bare", completions_per_prompt=2)
+    bare = dataset_import(project=other, stream=rows_jsonl([{"q": "a"}]), filename="q.jsonl")
+    response = generate(api(admin_user), other, dataset=bare.pk)
+    assert response.status_code == 400 and "has no prompt template" in response.json()["detail"]
+    assert generate(api(admin_user), project, dataset=bare.pk).json()["detail"].startswith("dataset: project")
+
+
+def completion_line(row_id, k=3, truncated=False):
+    return {
+        "prompt_id": row_id,
+        "prompt_tokens": 9,
+        "truncated": truncated,
+        "completions": [
+            {"text": f"answer {row_id}.{j}", "seed": 40 + row_id, "params": {"temperature": 0.7}, "tokens": 3}
+            for j in range(k)
+        ],
+    }
+
+
+@pytest.fixture
+def generation_run(api, admin_user, project, dataset):
+    return TrainingRun.objects.get(pk=generate(api(admin_user), project, dataset=dataset.pk).json()["id"])
+
+
+def test_completions_become_comparisons_once(generation_run, project, dataset):
+    run = generation_run
+    folder = run_folder(run.pk)
+    rows = list(dataset.rows.order_by("index"))
+    handler = CompletionsIngest.for_run(run, folder)
+    assert handler.ingest() == 0  # nothing written yet
+
+    with open(folder / "completions.jsonl", "w") as out:
+        out.write(json.dumps(completion_line(rows[0].pk)) + "\n")
+        out.write(json.dumps(completion_line(rows[1].pk, truncated=True)) + "\n")
+        out.write(json.dumps(completion_line(rows[2].pk))[:20])  # still being written
+    assert handler.on_artifact({"kind": "completions", "path": "completions.jsonl"}) == 2
+
+    comparison = Comparison.objects.get(prompt_row=rows[1])
+    assert comparison.project == project and comparison.prompt == f"Question: {rows[1].data['question']}\nAnswer:"
+    assert comparison.split == rows[1].split
+    assert comparison.metadata == {"run_id": run.pk, "dataset_id": dataset.pk, "row_index": 1, "prompt_truncated": True}
+    completions = list(comparison.completions.order_by("position"))
+    assert [c.text for c in completions] == [f"answer {rows[1].pk}.{j}" for j in range(3)]
+    assert {(c.model_name, c.seed, json.dumps(c.generation_params)) for c in completions} == {
+        ("smol", 40 + rows[1].pk, '{"temperature": 0.7}')
+    }
+    assert completions[0].metadata == {"run_id": run.pk, "tokens": 3}
+
+    with open(folder / "completions.jsonl", "a") as out:  # the torn line completes, and one more arrives
+        out.write(json.dumps(completion_line(rows[2].pk))[20:] + "\n")
+        out.write(json.dumps(completion_line(rows[0].pk)) + "\n")  # a duplicate line
+    assert handler.ingest() == 1
+    # A second reader of the whole file (a retried ingest, another run) creates nothing twice.
+    again = CompletionsIngest.for_run(run, folder)
+    assert again.ingest() == 0 and again.skipped == 4
+    assert Comparison.objects.filter(project=project).count() == 3
+    assert Completion.objects.filter(comparison__project=project).count() == 9
+    assert handler.finish() == {"comparisons_created": 3, "comparisons_skipped": 1}
+
+
+def test_a_line_with_the_wrong_k_is_refused(generation_run, dataset):
+    folder = run_folder(generation_run.pk)
+    (folder / "completions.jsonl").write_text(json.dumps(completion_line(dataset.rows.first().pk, k=2)) + "\n")
+    with pytest.raises(ServiceError, match="has 2 completions; the project compares 3"):
+        CompletionsIngest.for_run(generation_run, folder).ingest()
+    assert not Comparison.objects.exists()
+
+
+def test_only_project_generation_runs_ingest(staff):
+    run = runs.run_create(kind="generate", config={"model_path": "m", "prompts_file": "/p"}, created_by=staff)
+    assert CompletionsIngest.for_run(run, run_folder(run.pk)) is None

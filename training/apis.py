@@ -1,0 +1,364 @@
+"""Training runs over REST: create, list, detail, events, logs, metrics, cancel; generation for a project.
+
+Staff and platform admins see and manage every run; admins and reviewers of a project those of
+their project. Starting a generation run for a project takes the project's admin role. Configs
+are validated here with the same config classes the ML uses: a bad one is a 400 naming the field.
+"""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling.access import project_access
+from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
+from labeling.models import Project, Role, Split
+from training import selectors
+from training.models import RunEventType, RunKind, RunState, TrainingRun
+from training.services import generation as generation_services
+from training.services import runs as run_services
+
+
+def _reject_unknown_keys(serializer: serializers.Serializer, attrs: dict) -> dict:
+    unknown = sorted(set(getattr(serializer, "initial_data", {}) or {}) - set(serializer.fields))
+    if unknown:
+        raise serializers.ValidationError(
+            {unknown[0]: [f"Unknown field; allowed: {', '.join(sorted(serializer.fields))}."]}
+        )
+    return attrs
+
+
+def _int_param(request, name: str, *, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError({name: [f"Must be an integer, got {raw!r}."]}) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
+        raise ValidationError({name: [f"Must be {bounds}, got {value}."]})
+    return value
+
+
+class RunOutput(serializers.ModelSerializer):
+    class Meta:
+        model = TrainingRun
+        fields = (
+            "id",
+            "kind",
+            "state",
+            "project",
+            "config",
+            "inputs",
+            "outputs",
+            "progress_step",
+            "progress_total",
+            "error",
+            "worker_host",
+            "pid",
+            "heartbeat_at",
+            "last_seq",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        )
+
+
+class RunPage(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = RunOutput(many=True)
+
+
+class RunCreateInput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=RunKind.choices)
+    config = serializers.JSONField(help_text="The kind's config; unknown or bad options are refused, by name.")
+    inputs = serializers.JSONField(required=False, default=dict, help_text="What the run reads (free-form object).")
+    project = serializers.IntegerField(required=False, allow_null=True, default=None)
+
+    def validate_config(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        return value
+
+    def validate_inputs(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        return value
+
+    def validate(self, attrs):
+        return _reject_unknown_keys(self, attrs)
+
+
+def _project_for_runs(user, project_id: int | None) -> Project | None:
+    """The project a new run belongs to, if the user may start runs there."""
+    if project_id is None:
+        if not selectors.is_run_staff(user):
+            raise PermissionDenied("Only staff and platform admins start runs outside a project; name a project.")
+        return None
+    if selectors.is_run_staff(user):
+        project = Project.objects.filter(pk=project_id).first()
+        if project is None:
+            raise NotFound(f"Project {project_id} does not exist.")
+        return project
+    return project_access(user=user, project_id=project_id, at_least=Role.REVIEWER).project
+
+
+class RunListCreateApi(Paginated, APIView):
+    """Training runs you can see (newest first); POST starts one (202: it is queued)."""
+
+    @extend_schema(
+        operation_id="runs_list",
+        parameters=[
+            OpenApiParameter("kind", enum=RunKind.values),
+            OpenApiParameter("state", enum=RunState.values),
+            OpenApiParameter("project", int),
+        ],
+        responses=RunPage,
+    )
+    def get(self, request):
+        reject_unknown_params(request, allowed=("kind", "state", "project"))
+        runs = selectors.runs_for_user(user=request.user)
+        if value := request.query_params.get("kind"):
+            if value not in RunKind.values:
+                raise ValidationError({"kind": [f"Unknown kind {value!r}; use one of {', '.join(RunKind.values)}."]})
+            runs = runs.filter(kind=value)
+        if value := request.query_params.get("state"):
+            if value not in RunState.values:
+                raise ValidationError({"state": [f"Unknown state {value!r}; use one of {', '.join(RunState.values)}."]})
+            runs = runs.filter(state=value)
+        if request.query_params.get("project"):
+            runs = runs.filter(project_id=_int_param(request, "project", default=0, minimum=1))
+        runs = ordered(runs, request, allowed=("id", "created_at", "finished_at", "state", "kind"), default="-id")
+        return paginate(self, request, runs, RunOutput)
+
+    @extend_schema(operation_id="runs_create", request=RunCreateInput, responses={202: RunOutput})
+    def post(self, request):
+        data = RunCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        project = _project_for_runs(request.user, values["project"])
+        run = run_services.run_create(
+            kind=values["kind"],
+            config=values["config"],
+            inputs=values["inputs"],
+            project=project,
+            created_by=request.user,
+        )
+        return Response(RunOutput(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RunDetailApi(APIView):
+    @extend_schema(operation_id="runs_retrieve", responses=RunOutput)
+    def get(self, request, run_id: int):
+        return Response(RunOutput(selectors.run_for_user(user=request.user, run_id=run_id)).data)
+
+
+class RunCancelApi(APIView):
+    """Cancel a run: a queued one at once (200, cancelled), a running one by stopping its process
+    (202, cancelling until the worker confirms). 409 once it has finished."""
+
+    @extend_schema(operation_id="runs_cancel", request=None, responses={200: RunOutput, 202: RunOutput})
+    def post(self, request, run_id: int):
+        run = selectors.run_for_user(user=request.user, run_id=run_id)
+        run = run_services.run_cancel(run_id=run.pk, by=request.user)
+        code = status.HTTP_202_ACCEPTED if run.state == RunState.CANCELLING else status.HTTP_200_OK
+        return Response(RunOutput(run).data, status=code)
+
+
+class RunEventOutput(serializers.Serializer):
+    seq = serializers.IntegerField()
+    type = serializers.ChoiceField(choices=RunEventType.choices)
+    payload = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+
+
+class RunEventsOutput(serializers.Serializer):
+    run = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=RunState.choices)
+    last_seq = serializers.IntegerField(help_text="The newest event's seq when this answer was made.")
+    next_after = serializers.IntegerField(help_text="Pass as ?after= to get the events after these.")
+    has_more = serializers.BooleanField()
+    events = RunEventOutput(many=True)
+
+
+def _events_answer(run: TrainingRun, request, types: tuple[str, ...]) -> dict:
+    after = _int_param(request, "after", default=0)
+    limit = _int_param(request, "limit", default=500, minimum=1, maximum=selectors.MAX_PAGE)
+    run.refresh_from_db(fields=["state", "last_seq"])  # state first: no event after it is missed
+    events = selectors.run_events(run=run, after=after, types=types, limit=limit + 1)
+    has_more = len(events) > limit
+    events = events[:limit]
+    return {
+        "run": run.pk,
+        "state": run.state,
+        "last_seq": run.last_seq,
+        "next_after": events[-1].seq if events else after,
+        "has_more": has_more,
+        "events": events,
+    }
+
+
+class RunEventsApi(APIView):
+    """The run's events in order (state changes, progress, metrics, logs, artifacts, errors).
+
+    Poll with ``?after=<next_after>``: events are append-only with gapless per-run seqs, so none is
+    missed or repeated. Once ``state`` is finished and ``has_more`` is false, there is nothing more.
+    """
+
+    @extend_schema(
+        operation_id="runs_events",
+        parameters=[
+            OpenApiParameter("after", int, description="Only events with a larger seq (default 0)."),
+            OpenApiParameter("type", str, description="Comma-separated event types."),
+            OpenApiParameter("limit", int, description=f"At most this many (default 500, max {selectors.MAX_PAGE})."),
+        ],
+        responses=RunEventsOutput,
+    )
+    def get(self, request, run_id: int):
+        reject_unknown_params(request, allowed=("after", "type"))
+        run = selectors.run_for_user(user=request.user, run_id=run_id)
+        types = tuple(t for t in request.query_params.get("type", "").split(",") if t)
+        unknown = sorted(set(types) - set(RunEventType.values))
+        if unknown:
+            raise ValidationError(
+                {"type": [f"Unknown event type {unknown[0]!r}; use {', '.join(RunEventType.values)}."]}
+            )
+        return Response(RunEventsOutput(_events_answer(run, request, types)).data)
+
+
+class RunLogLineOutput(serializers.Serializer):
+    seq = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    level = serializers.CharField()
+    stream = serializers.CharField(help_text="event (the run's log), stdout, stderr or worker")
+    message = serializers.CharField()
+
+
+class RunLogsOutput(serializers.Serializer):
+    run = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=RunState.choices)
+    next_after = serializers.IntegerField()
+    has_more = serializers.BooleanField()
+    lines = RunLogLineOutput(many=True)
+
+
+class RunLogsApi(APIView):
+    """The run's log: its log and error events, non-JSON output and stderr, oldest first. Poll with ``?after=``."""
+
+    @extend_schema(
+        operation_id="runs_logs",
+        parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int)],
+        responses=RunLogsOutput,
+    )
+    def get(self, request, run_id: int):
+        reject_unknown_params(request, allowed=("after",))
+        run = selectors.run_for_user(user=request.user, run_id=run_id)
+        answer = _events_answer(run, request, selectors.LOG_TYPES)
+        lines = [
+            {
+                "seq": event.seq,
+                "created_at": event.created_at,
+                "level": "error" if event.type == RunEventType.ERROR else str(event.payload.get("level", "info")),
+                "stream": str(event.payload.get("stream", "event")),
+                "message": str(event.payload.get("message", "")),
+            }
+            for event in answer["events"]
+        ]
+        return Response(
+            RunLogsOutput(
+                {
+                    "run": run.pk,
+                    "state": answer["state"],
+                    "next_after": answer["next_after"],
+                    "has_more": answer["has_more"],
+                    "lines": lines,
+                }
+            ).data
+        )
+
+
+class RunMetricPointOutput(serializers.Serializer):
+    step = serializers.IntegerField(allow_null=True)
+    value = serializers.FloatField(allow_null=True, help_text="null where the run reported NaN or infinity")
+    t = serializers.FloatField(allow_null=True, help_text="Unix time the run reported it")
+
+
+class RunMetricsOutput(serializers.Serializer):
+    run = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=RunState.choices)
+    series = serializers.DictField(child=RunMetricPointOutput(many=True), help_text="metric name -> points")
+
+
+class RunMetricsApi(APIView):
+    """The run's metrics as time series, one per name, in the order reported."""
+
+    @extend_schema(
+        operation_id="runs_metrics",
+        parameters=[OpenApiParameter("name", str, description="Only this metric.")],
+        responses=RunMetricsOutput,
+    )
+    def get(self, request, run_id: int):
+        reject_unknown_params(request, allowed=("name",))
+        run = selectors.run_for_user(user=request.user, run_id=run_id)
+        series = selectors.run_metrics(run=run, name=request.query_params.get("name") or None)
+        return Response(RunMetricsOutput({"run": run.pk, "state": run.state, "series": series}).data)
+
+
+class RunGenerateInput(serializers.Serializer):
+    dataset = serializers.IntegerField(help_text="A dataset of this project.")
+    split = serializers.ChoiceField(choices=Split.choices, required=False, allow_null=True, default=None)
+    limit = serializers.IntegerField(
+        min_value=1, max_value=generation_services.MAX_PROMPTS, required=False, allow_null=True, default=None
+    )
+    model_path = serializers.CharField(max_length=1000, help_text="A model folder on the workers.")
+    gguf_file = serializers.CharField(max_length=255, required=False, allow_null=True, default=None)
+    k = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="Defaults to the project's K."
+    )
+    generation = serializers.JSONField(
+        required=False,
+        default=dict,
+        help_text="Overrides of the project's generation_config: " + ", ".join(generation_services.GENERATION_PARAMS),
+    )
+
+    def validate_generation(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        return value
+
+    def validate(self, attrs):
+        return _reject_unknown_keys(self, attrs)
+
+
+class ProjectGenerateApi(ProjectAPIView):
+    """Generate K completions for the dataset rows that have no comparison yet (project admins).
+
+    202 with the queued generate run. As its batches finish, comparisons appear in the project.
+    """
+
+    write_role = Role.ADMIN
+
+    @extend_schema(operation_id="projects_generate", request=RunGenerateInput, responses={202: RunOutput})
+    def post(self, request, project_id: int):
+        access = self.access(request, project_id)
+        data = RunGenerateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        run = generation_services.generation_run_create(
+            project=access.project,
+            created_by=request.user,
+            dataset_id=values["dataset"],
+            split=values["split"],
+            limit=values["limit"],
+            model_path=values["model_path"],
+            gguf_file=values["gguf_file"],
+            k=values["k"],
+            params=values["generation"],
+        )
+        return Response(RunOutput(run).data, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,327 @@
+"""Training runs: create, the one state-changing function, the event log, cancel, the sweep.
+
+States (DESIGN.md, Jobs and workers)::
+
+    queued ──> running ──> succeeded | failed
+      │           │
+      │           └──> cancelling ──> cancelled  (or succeeded / failed if it ended first)
+      └──> cancelled | failed
+
+``run_transition`` is the only code that changes ``TrainingRun.state``: it locks the row
+(``select_for_update``), refuses a transition the table does not allow (409), and appends a
+``state`` event in the same transaction. ``only_from`` makes a transition a no-op instead of an
+error when the run is elsewhere: the worker's first step is ``queued -> running only_from queued``,
+so a redelivered message can never start a run twice.
+"""
+
+import logging
+import math
+import shutil
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from config.exceptions import Conflict, ServiceError
+from training import tasks
+from training.ml.configs import CONFIGS, ConfigError, config_for
+from training.models import LIVE_STATES, TERMINAL_STATES, RunEvent, RunEventType, RunKind, RunState, TrainingRun
+
+logger = logging.getLogger(__name__)
+
+S = RunState
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.FAILED}),
+    S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLING}),
+    S.CANCELLING: frozenset({S.CANCELLED, S.SUCCEEDED, S.FAILED}),
+    S.SUCCEEDED: frozenset(),
+    S.FAILED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+# Every kind loads a model: they all go to the GPU workers (one process per GPU, prefetch 1).
+QUEUE_FOR_KIND: dict[str, str] = {kind.value: tasks.QUEUE_GPU for kind in RunKind}
+RUNS_DIR = "runs"
+MAX_ERROR_CHARS = 10_000
+
+
+class IllegalTransition(Conflict):
+    pass
+
+
+def run_folder(run_id: int) -> Path:
+    """``ARTIFACT_ROOT/runs/<id>/``: run.json, the run's inputs and everything it writes."""
+    return Path(settings.ARTIFACT_ROOT) / RUNS_DIR / str(run_id)
+
+
+def _append(run: TrainingRun, events: Iterable[tuple[str, dict]]) -> list[RunEvent]:
+    """Append events to a run whose row the caller holds locked; seqs continue without gaps."""
+    rows = []
+    for event_type, payload in events:
+        run.last_seq += 1
+        rows.append(RunEvent(run=run, seq=run.last_seq, type=event_type, payload=payload))
+    return RunEvent.objects.bulk_create(rows)
+
+
+def _locked(run_id: int) -> TrainingRun:
+    run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
+    if run is None:
+        raise ServiceError(f"Run {run_id} does not exist.", status=404)
+    return run
+
+
+@transaction.atomic
+def run_transition(
+    *,
+    run_id: int,
+    to: str,
+    only_from: Iterable[str] | None = None,
+    only_if: Callable[[TrainingRun], bool] | None = None,
+    error: str | None = None,
+    outputs: dict | None = None,
+    worker_host: str | None = None,
+    pid: int | None = None,
+    note: str | None = None,
+) -> TrainingRun | None:
+    """Move a run to ``to`` and record it as a ``state`` event; the only writer of ``state``.
+
+    Returns None, changing nothing, when the run's state is not in ``only_from`` or ``only_if(run)``
+    is false; otherwise a transition the table refuses raises IllegalTransition (409).
+    ``outputs`` are merged into the run's outputs.
+    """
+    run = _locked(run_id)
+    if only_from is not None and run.state not in set(only_from):
+        return None
+    if only_if is not None and not only_if(run):
+        return None
+    if to not in TRANSITIONS[run.state]:
+        raise IllegalTransition(f"Run {run.pk} is {run.state}; it cannot become {to}.")
+    now = timezone.now()
+    previous = run.state
+    run.state = to
+    fields = ["state", "last_seq"]
+    if to == S.RUNNING:
+        run.started_at = run.heartbeat_at = now
+        fields += ["started_at", "heartbeat_at"]
+    if to in TERMINAL_STATES:
+        run.finished_at = now
+        fields.append("finished_at")
+    if error is not None:
+        run.error = error[-MAX_ERROR_CHARS:] if len(error) > MAX_ERROR_CHARS else error
+        fields.append("error")
+    if outputs:
+        run.outputs = {**run.outputs, **outputs}
+        fields.append("outputs")
+    if worker_host is not None:
+        run.worker_host = worker_host[:255]
+        fields.append("worker_host")
+    if pid is not None:
+        run.pid = pid
+        fields.append("pid")
+    payload: dict[str, Any] = {"from": previous, "to": to}
+    if error:
+        payload["error"] = run.error
+    if note:
+        payload["note"] = note
+    _append(run, [(RunEventType.STATE, payload)])
+    run.save(update_fields=fields)
+    return run
+
+
+def _config_or_400(kind: str, config: Any, *, prefix: str = "config"):
+    if kind in RunKind.values and kind not in CONFIGS:
+        message = f"{kind} runs are not available yet; available kinds: {', '.join(sorted(CONFIGS))}"
+        raise ServiceError(f"kind: {message}", errors={"kind": [message]})
+    try:
+        return config_for(kind, config)
+    except ConfigError as exc:
+        key = "kind" if exc.field == "kind" else f"{prefix}.{exc.field}"
+        raise ServiceError(f"{key}: {exc.message}", errors={key: [exc.message]}) from None
+
+
+def run_validate_config(*, kind: str, config: Any, prefix: str = "config") -> dict:
+    """The config with defaults filled in, or a 400 whose message and errors name the field."""
+    return _config_or_400(kind, config, prefix=prefix).to_dict()
+
+
+def _set_aside_leftovers(folder: Path) -> None:
+    """A fresh run id with a folder already there: leftovers of a database that was reset."""
+    if folder.exists():
+        aside = folder.with_name(f"{folder.name}.orphaned-{timezone.now():%Y%m%dT%H%M%S}")
+        logger.warning("run folder %s already exists; moving it to %s", folder, aside)
+        shutil.move(str(folder), str(aside))
+
+
+def run_create(
+    *,
+    kind: str,
+    config: dict,
+    created_by,
+    inputs: dict | None = None,
+    project=None,
+    prepare: Callable[[TrainingRun, Path], None] | None = None,
+) -> TrainingRun:
+    """A queued run; its task is enqueued once the transaction commits (never before, never inline).
+
+    ``prepare(run, folder)`` may write the run's input files into its fresh folder.
+    """
+    validated = run_validate_config(kind=kind, config=config)
+    with transaction.atomic():
+        now = timezone.now()
+        run = TrainingRun.objects.create(
+            kind=kind,
+            config=validated,
+            inputs=inputs or {},
+            project=project,
+            created_by=created_by,
+            enqueued_at=now,
+            enqueue_count=1,
+        )
+        _append(run, [(RunEventType.STATE, {"from": None, "to": S.QUEUED})])
+        run.save(update_fields=["last_seq"])
+        if prepare is not None:
+            folder = run_folder(run.pk)
+            _set_aside_leftovers(folder)
+            folder.mkdir(parents=True)
+            prepare(run, folder)
+        run_id, queue = run.pk, QUEUE_FOR_KIND[kind]
+        transaction.on_commit(lambda: tasks.enqueue_run(run_id, queue=queue))
+    return run
+
+
+@transaction.atomic
+def run_cancel(*, run_id: int, by=None) -> TrainingRun:
+    """Queued: cancelled at once. Running: cancelling (the worker stops the process). Cancelling:
+    unchanged. Finished: 409."""
+    run = _locked(run_id)
+    who = f"cancelled by {by.get_username()}" if by is not None else "cancelled"
+    if run.state == S.QUEUED:
+        return run_transition(run_id=run_id, to=S.CANCELLED, note=who)
+    if run.state == S.RUNNING:
+        return run_transition(run_id=run_id, to=S.CANCELLING, note=who)
+    if run.state == S.CANCELLING:
+        return run
+    raise Conflict(f"Run {run.pk} already {run.state}; there is nothing to cancel.")
+
+
+def _finite(value: Any) -> Any:
+    """JSON for PostgreSQL's jsonb, which refuses NaN and Infinity: those become None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+@transaction.atomic
+def run_events_append(
+    *,
+    run_id: int,
+    events: list[tuple[str, dict]],
+    progress: tuple[int, int | None] | None = None,
+    heartbeat: bool = True,
+    pid: int | None = None,
+) -> tuple[str, list[RunEvent]]:
+    """Store a batch of the run's events in order (and progress, heartbeat, pid while it is live).
+
+    Returns the run's state, so the worker learns of a cancel in the same round trip, and the rows.
+    """
+    run = _locked(run_id)
+    rows = _append(run, [(t, _finite(p)) for t, p in events])
+    fields = ["last_seq"]
+    if run.state in LIVE_STATES:
+        if heartbeat:
+            run.heartbeat_at = timezone.now()
+            fields.append("heartbeat_at")
+        if progress is not None:
+            run.progress_step, run.progress_total = progress
+            fields += ["progress_step", "progress_total"]
+        if pid is not None:
+            run.pid = pid
+            fields.append("pid")
+    run.save(update_fields=fields)
+    return run.state, rows
+
+
+def run_heartbeat(*, run_id: int) -> str:
+    """Note that the worker is alive; returns the run's state (a cancel shows up here)."""
+    state = TrainingRun.objects.filter(pk=run_id).values_list("state", flat=True).first()
+    if state in LIVE_STATES:
+        TrainingRun.objects.filter(pk=run_id, state__in=LIVE_STATES).update(heartbeat_at=timezone.now())
+    return state
+
+
+def run_fail_if_live(*, run_id: int, error: str) -> TrainingRun | None:
+    """A crash around the runner: fail the run unless it already finished."""
+    return run_transition(run_id=run_id, to=S.FAILED, only_from=LIVE_STATES | {S.QUEUED}, error=error)
+
+
+def _requeue_due(run: TrainingRun, now, requeue_after: timedelta) -> bool:
+    # Backs off (x2 per try, at most x64) so a run waiting behind a long one gets few duplicate messages.
+    wait = requeue_after * (2 ** min(max(run.enqueue_count - 1, 0), 6))
+    return run.state == S.QUEUED and run.enqueued_at is not None and run.enqueued_at <= now - wait
+
+
+def runs_sweep(*, stale_after: timedelta, requeue_after: timedelta) -> dict:
+    """Recover from lost work (Celery beat runs this).
+
+    - A running (or cancelling) run whose heartbeat is older than ``stale_after`` lost its worker:
+      it becomes failed (cancelled if it was being cancelled), saying since when.
+    - A run left queued longer than ``requeue_after`` may have lost its message (the SQLAlchemy
+      broker does not redeliver after a worker dies): it is enqueued again. A duplicate message is
+      harmless: the task's first step does nothing unless the run is still queued.
+    """
+    now = timezone.now()
+    failed = 0
+    stale_ids = list(
+        TrainingRun.objects.filter(state__in=LIVE_STATES, heartbeat_at__lt=now - stale_after)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for run_id in stale_ids:
+        run = TrainingRun.objects.get(pk=run_id)
+        since = run.heartbeat_at
+        where = f" on {run.worker_host}" if run.worker_host else ""
+        process = f" (process {run.pid})" if run.pid else ""
+        done = run_transition(
+            run_id=run_id,
+            to=S.CANCELLED if run.state == S.CANCELLING else S.FAILED,
+            only_from={run.state},
+            only_if=lambda r: r.heartbeat_at is not None and r.heartbeat_at < timezone.now() - stale_after,
+            error=(
+                f"worker lost: heartbeat stale since {since.isoformat()}; the worker{where}{process} stopped "
+                f"reporting for more than {int(stale_after.total_seconds())} s. Start a new run."
+            ),
+        )
+        failed += done is not None
+
+    requeued = 0
+    candidates = TrainingRun.objects.filter(state=S.QUEUED, enqueued_at__lte=now - requeue_after).order_by("pk")
+    for candidate in candidates:
+        if not _requeue_due(candidate, now, requeue_after):
+            continue
+        with transaction.atomic():
+            run = _locked(candidate.pk)
+            if not _requeue_due(run, now, requeue_after):
+                continue
+            run.enqueued_at = timezone.now()
+            run.enqueue_count += 1
+            _append(
+                run,
+                [
+                    (
+                        RunEventType.LOG,
+                        {"level": "warning", "message": f"still queued; enqueued again (try {run.enqueue_count})"},
+                    )
+                ],
+            )
+            run.save(update_fields=["enqueued_at", "enqueue_count", "last_seq"])
+            run_id, queue = run.pk, QUEUE_FOR_KIND.get(run.kind, tasks.QUEUE_GPU)
+            transaction.on_commit(lambda run_id=run_id, queue=queue: tasks.enqueue_run(run_id, queue=queue))
+        requeued += 1
+    return {"failed": failed, "requeued": requeued}
