@@ -33,6 +33,14 @@ class Project(models.Model):
         "PromptTemplate", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     generation_config = models.JSONField(default=dict, blank=True)
+    generation_model = models.ForeignKey(
+        "models_registry.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The registered model version that generates this project's completions.",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -6,7 +6,8 @@ from django.db.models import Count, Exists, Max, OuterRef, Prefetch, QuerySet, T
 from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
 
-from models_registry.models import ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel
+from models_registry import storage
+from models_registry.models import ArtifactFormat, ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel, Task
 
 MAX_LINEAGE = 100
 
@@ -95,3 +96,24 @@ def alias_history(*, model: RegisteredModel, alias: str | None = None) -> QueryS
     if alias:
         events = events.filter(alias=alias)
     return events
+
+
+def version_for_generation(*, version_id: int) -> tuple[ModelVersion, str, str | None]:
+    """A causal-LM version by id with what a generate run loads: (version, local folder, gguf file name).
+
+    Raises ValueError with a sentence for a person when the version cannot generate.
+    """
+    version = ModelVersion.objects.select_related("model").filter(pk=version_id).first()
+    if version is None:
+        raise ValueError(f"there is no model version {version_id}")
+    if version.model.task != Task.CAUSAL_LM:
+        raise ValueError(f"{version.model.name} v{version.version} is a {version.model.task} model, not a causal-lm")
+    folder = storage.local_path(version.artifact_path)
+    if version.format == ArtifactFormat.GGUF:
+        files = sorted(p.name for p in folder.glob("*.gguf"))
+        if not files:
+            raise ValueError(f"{version.model.name} v{version.version} has no .gguf file")
+        return version, str(folder), files[0]
+    if version.format == ArtifactFormat.PEFT_ADAPTER and not version.merged:
+        raise ValueError(f"{version.model.name} v{version.version} is a LoRA adapter; generate with its merged version")
+    return version, str(folder), None

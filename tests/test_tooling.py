@@ -48,7 +48,8 @@ def test_procfile_runs_web_and_one_worker_on_both_queues():
     worker = processes["worker"].split()
     assert worker[:4] == ["celery", "-A", "config", "worker"]
     assert worker[worker.index("-Q") + 1] == "default,gpu"
-    assert worker[worker.index("--concurrency") + 1] == "1"
+    assert worker[worker.index("--concurrency") + 1] == "2"  # an export does not wait behind a generation run
+    assert "--beat" in worker  # the embedded default runs the periodic sweeps too
 
 
 def test_training_ml_does_not_load_django():

@@ -11,6 +11,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import is_staff_or_admin
 from labeling.access import project_access
 from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
 from labeling.models import Project, Role, Split
@@ -316,7 +317,15 @@ class RunGenerateInput(serializers.Serializer):
     limit = serializers.IntegerField(
         min_value=1, max_value=generation_services.MAX_PROMPTS, required=False, allow_null=True, default=None
     )
-    model_path = serializers.CharField(max_length=1000, help_text="A model folder on the workers.")
+    model_version = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="A registered causal-lm version; default: the project's.",
+    )
+    model_path = serializers.CharField(
+        max_length=1000, required=False, allow_null=True, default=None, help_text="Staff only: a folder on the workers."
+    )
     gguf_file = serializers.CharField(max_length=255, required=False, allow_null=True, default=None)
     k = serializers.IntegerField(
         required=False, allow_null=True, default=None, help_text="Defaults to the project's K."
@@ -350,12 +359,15 @@ class ProjectGenerateApi(ProjectAPIView):
         data = RunGenerateInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
+        if values["model_path"] and not is_staff_or_admin(request.user):
+            raise PermissionDenied("Only staff name a model folder on the workers; choose a registered model_version.")
         run = generation_services.generation_run_create(
             project=access.project,
             created_by=request.user,
             dataset_id=values["dataset"],
             split=values["split"],
             limit=values["limit"],
+            model_version=values["model_version"],
             model_path=values["model_path"],
             gguf_file=values["gguf_file"],
             k=values["k"],

@@ -11,6 +11,7 @@ from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, r
 from labeling.models import AlignmentCriterion, Membership, Project, Role
 from labeling.selectors.projects import projects_for_user
 from labeling.services import projects as services
+from models_registry.models import ModelVersion
 
 User = get_user_model()
 
@@ -70,6 +71,7 @@ class ProjectOutput(serializers.ModelSerializer):
             "rank_per_criterion",
             "prompt_template",
             "generation_config",
+            "generation_model",
             "created_at",
             "updated_at",
             "role",
@@ -89,6 +91,17 @@ class ProjectInput(serializers.Serializer):
     gold_rate = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
     rank_per_criterion = serializers.BooleanField(required=False)
     generation_config = serializers.JSONField(required=False)
+    generation_model = serializers.PrimaryKeyRelatedField(
+        queryset=ModelVersion.objects.select_related("model"),
+        required=False,
+        allow_null=True,
+        help_text="The registered causal-lm version that generates completions.",
+    )
+
+    def validate_generation_model(self, value):
+        if value is not None and value.model.task != "causal-lm":
+            raise serializers.ValidationError(f"{value.model.name} v{value.version} is not a causal-lm model.")
+        return value
 
     def validate_generation_config(self, value):
         if not isinstance(value, dict):

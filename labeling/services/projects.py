@@ -15,6 +15,7 @@ PROJECT_FIELDS = (
     "gold_rate",
     "rank_per_criterion",
     "generation_config",
+    "generation_model",
 )
 
 

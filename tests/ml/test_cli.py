@@ -143,7 +143,9 @@ def test_the_run_exits_when_its_supervising_process_dies(tmp_path):
             "-c",
             "import os, subprocess, sys, time\n"
             "env = {**os.environ, 'RANKFORGE_PARENT_PID': str(os.getpid())}\n"
-            f"child = subprocess.Popen([sys.executable, '-c', {child_code!r}], start_new_session=True, env=env)\n"
+            # stderr is a pipe the supervisor holds, as the worker does: it breaks when the supervisor dies
+            f"child = subprocess.Popen([sys.executable, '-c', {child_code!r}], start_new_session=True, env=env,"
+            " stderr=subprocess.PIPE)\n"
             "print(child.pid, flush=True)\n"
             "time.sleep(120)\n",
         ],

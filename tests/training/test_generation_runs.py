@@ -106,7 +106,8 @@ def test_no_template_and_roles(api, admin_user, project, dataset, reviewer, make
     assert generate(api(reviewer), project, dataset=dataset.pk).status_code == 403
     assert generate(api(make_user("x")), project, dataset=dataset.pk).status_code == 404
     project_admin = add_member(make_user("pam"), Role.ADMIN)
-    assert generate(api(project_admin), project, dataset=dataset.pk, limit=1).status_code == 202
+    refused = generate(api(project_admin), project, dataset=dataset.pk, limit=1)
+    assert refused.status_code == 403 and "registered model_version" in refused.json()["detail"]
 
     other = project_create(created_by=admin_user, name="Bare", completions_per_prompt=2)
     bare = dataset_import(project=other, stream=rows_jsonl([{"q": "a"}]), filename="q.jsonl")
@@ -179,3 +180,30 @@ def test_a_line_with_the_wrong_k_is_refused(generation_run, dataset):
 def test_only_project_generation_runs_ingest(staff):
     run = runs.run_create(kind="generate", config={"model_path": "m", "prompts_file": "/p"}, created_by=staff)
     assert CompletionsIngest.for_run(run, run_folder(run.pk)) is None
+
+
+def test_generation_uses_the_registered_model_version(api, project, dataset, make_user, add_member, tmp_path):
+    from models_registry.services import model_version_register
+
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
+    (folder / "model.safetensors").write_bytes(b"\0" * 64)
+    version = model_version_register(model_name="tiny-lm", task="causal-lm", folder=folder, fmt="hf-folder")
+    encoder = model_version_register(model_name="tiny-enc", task="classifier", folder=folder, fmt="hf-folder")
+    project_admin = add_member(make_user("pam"), Role.ADMIN)
+    client = api(project_admin)
+    url = f"/api/projects/{project.pk}/generate/"
+
+    missing = client.post(url, {"dataset": dataset.pk}, format="json")
+    assert missing.status_code == 400 and missing.json()["detail"].startswith("model_version: choose the model")
+    wrong = client.post(url, {"dataset": dataset.pk, "model_version": encoder.pk}, format="json")
+    assert wrong.status_code == 400 and "not a causal-lm" in wrong.json()["detail"]
+
+    patched = client.patch(f"/api/projects/{project.pk}/", {"generation_model": version.pk}, format="json")
+    assert patched.status_code == 200 and patched.json()["generation_model"] == version.pk
+    response = client.post(url, {"dataset": dataset.pk, "limit": 2}, format="json")
+    assert response.status_code == 202, response.json()
+    run = TrainingRun.objects.get(pk=response.json()["id"])
+    assert run.config["model_path"].endswith("models/tiny-lm/1") and run.config["gguf_file"] is None
+    assert run.inputs["model_version"] == version.pk and run.inputs["model_name"] == "tiny-lm v1"

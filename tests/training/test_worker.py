@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from labeling.models import Comparison
+from models_registry.services import model_version_register
 from training import tasks
 from training.models import TERMINAL_STATES, RunState, TrainingRun
 
@@ -20,10 +21,12 @@ TIMEOUT = 240  # a cold worker and a cold `import transformers` on a busy 2-core
 
 
 def start_generation(client, project, dataset, model_dir, **generation):
+    """Register the tiny model and make it the project's generation model, as an admin would."""
+    version = model_version_register(model_name="tiny-causal", task="causal-lm", folder=model_dir, fmt=None)
+    project.generation_model = version
+    project.save(update_fields=["generation_model"])
     response = client.post(
-        f"/api/projects/{project.pk}/generate/",
-        {"dataset": dataset.pk, "model_path": str(model_dir), "generation": generation},
-        format="json",
+        f"/api/projects/{project.pk}/generate/", {"dataset": dataset.pk, "generation": generation}, format="json"
     )
     assert response.status_code == 202, response.json()
     return response.json()["id"]
@@ -80,7 +83,7 @@ def test_a_generation_run_creates_comparisons_and_its_events_arrive_in_order(
     for comparison in comparisons:
         completions = list(comparison.completions.all())
         assert len(completions) == 3
-        assert {c.model_name for c in completions} == {tiny_model_dir.name}
+        assert {c.model_name for c in completions} == {"tiny-causal v1"}
         assert {c.seed for c in completions} and all(c.generation_params["max_new_tokens"] == 6 for c in completions)
     assert run.outputs["comparisons_created"] == 6 and (run.progress_step, run.progress_total) == (6, 6)
     assert not process_alive(run.pid)

@@ -56,8 +56,11 @@ def _watch_parent(expected: int, interval: float = 1.0) -> None:
     def watch():
         while True:
             if os.getppid() != expected:
-                sys.stderr.write(f"supervising process {expected} is gone; stopping\n")
-                sys.stderr.flush()
+                try:  # the pipe to the dead worker may be gone too: a write error must not stop the exit
+                    sys.stderr.write(f"supervising process {expected} is gone; stopping\n")
+                    sys.stderr.flush()
+                except (OSError, ValueError):
+                    pass
                 os._exit(EXIT_TERMINATED)
             time.sleep(interval)
 

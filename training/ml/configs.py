@@ -60,6 +60,9 @@ def _check_type(f: dataclasses.Field, value: Any) -> None:
         raise ConfigError(f.name, f"expected {expected}, got {type(value).__name__} {value!r:.40}")
 
 
+DTYPES = ("float32", "bfloat16", "float16")
+
+
 @dataclass
 class GenerateConfig(BaseConfig):
     """Generate K completions for each prompt of ``prompts_file`` (JSONL ``{prompt_id, prompt}``)."""
@@ -79,9 +82,15 @@ class GenerateConfig(BaseConfig):
     max_prompt_tokens: int = 1024
     seed: int = 0
     torch_threads: int | None = 1
+    device: str = "auto"
+    dtype: str = "float32"
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
+        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
+            raise ConfigError("device", f"use auto, cpu, cuda or cuda:N, not {self.device!r}")
+        if self.dtype not in DTYPES:
+            raise ConfigError("dtype", f"use one of {', '.join(DTYPES)}, not {self.dtype!r}")
         if not 1 <= self.k <= 9:
             raise ConfigError("k", f"must be 1..9, got {self.k}")
         if not 1 <= self.max_new_tokens <= 4096:

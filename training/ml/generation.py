@@ -86,14 +86,24 @@ def done_prompt_ids(path: Path) -> set[str]:
     return done
 
 
-def load(model_path: str, gguf_file: str | None = None):
-    """Model (float32, eval mode) and a left-padding tokenizer that has a pad token."""
+def resolve_device(device: str) -> str:
+    """``auto`` is the first GPU when there is one, else the CPU."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def load(model_path: str, gguf_file: str | None = None, *, device: str = "cpu", dtype: str = "float32"):
+    """Model (eval mode, on ``device``) and a left-padding tokenizer that has a pad token."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     extra = {"gguf_file": gguf_file} if gguf_file else {}
     tokenizer = AutoTokenizer.from_pretrained(model_path, **extra)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, **extra)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype), **extra)
+    model.to(resolve_device(device))
     model.eval()
     prepare_tokenizer(tokenizer)
     return model, tokenizer
@@ -191,6 +201,7 @@ def generate_batch(model, tokenizer, prompts: list[Prompt], config: GenerateConf
     import torch
 
     batch, full_lengths = encode(tokenizer, [p.text for p in prompts], max_prompt_tokens=max_prompt_tokens)
+    batch = batch.to(model.device)
     width = batch["input_ids"].shape[1]
     torch.manual_seed(config.seed + prompts[0].index)
     with torch.inference_mode():
@@ -247,9 +258,9 @@ def run(config: GenerateConfig, out_dir: Path, events: EventWriter) -> dict:
         events.log(f"{len(prompts) - len(todo)} of {len(prompts)} prompts already have completions; skipping them")
 
     started = time.monotonic()
-    model, tokenizer = load(config.model_path, config.gguf_file)
+    model, tokenizer = load(config.model_path, config.gguf_file, device=config.device, dtype=config.dtype)
     source = f"{config.model_path} / {config.gguf_file}" if config.gguf_file else config.model_path
-    events.log(f"loaded {source} in {time.monotonic() - started:.1f} s")
+    events.log(f"loaded {source} on {model.device} ({config.dtype}) in {time.monotonic() - started:.1f} s")
     budget = prompt_budget(model, config)
 
     total, finished, generated_all, truncated = len(prompts), len(prompts) - len(todo), 0, 0

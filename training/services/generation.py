@@ -21,6 +21,7 @@ from config.exceptions import Conflict, ServiceError
 from labeling import templating
 from labeling.models import Comparison, Dataset, Project, PromptRow, Split
 from labeling.services.comparisons import ParsedComparison, comparisons_create
+from models_registry.selectors import version_for_generation
 from training.models import RunKind, TrainingRun
 from training.services import runs
 
@@ -37,6 +38,8 @@ GENERATION_PARAMS = (
     "max_prompt_tokens",
     "seed",
     "torch_threads",
+    "device",
+    "dtype",
 )
 MAX_PROMPTS = 100_000
 INGEST_BATCH = 500
@@ -105,13 +108,37 @@ def _render_all(project: Project, rows) -> list[dict]:
     return prompts
 
 
+def _model_source(
+    *, project: Project, model_version: int | None, model_path: str | None, gguf_file: str | None
+) -> tuple[str, str | None, str, int | None]:
+    """(folder, gguf file, model name, registry version id) of the model that generates.
+
+    A registered version (the request's, else the project's generation model) unless the caller
+    names a folder on the workers (``model_path``; the API allows that to staff only).
+    """
+    if model_path:
+        return model_path, gguf_file, model_name_for(model_path, gguf_file), None
+    version_id = model_version if model_version is not None else project.generation_model_id
+    if version_id is None:
+        raise _field_error(
+            "model_version",
+            "choose the model that generates: set the project's generation_model or pass model_version",
+        )
+    try:
+        version, folder, gguf = version_for_generation(version_id=version_id)
+    except ValueError as exc:
+        raise _field_error("model_version", str(exc)) from None
+    return folder, gguf, f"{version.model.name} v{version.version}"[:200], version.pk
+
+
 @transaction.atomic
 def generation_run_create(
     *,
     project: Project,
     created_by,
     dataset_id: int,
-    model_path: str,
+    model_version: int | None = None,
+    model_path: str | None = None,
     split: str | None = None,
     limit: int | None = None,
     gguf_file: str | None = None,
@@ -119,6 +146,9 @@ def generation_run_create(
     params: dict | None = None,
 ) -> TrainingRun:
     """A queued generate run over the rows of a dataset that have no comparison yet."""
+    model_path, gguf_file, model_name, version_id = _model_source(
+        project=project, model_version=model_version, model_path=model_path, gguf_file=gguf_file
+    )
     project_k = project.completions_per_prompt
     if k is not None and k != project_k:
         raise _field_error("k", f"the project compares {project_k} completions per prompt, so k must be {project_k}")
@@ -155,7 +185,8 @@ def generation_run_create(
         "split": split,
         "limit": limit,
         "template": project.prompt_template_id,
-        "model_name": model_name_for(model_path, gguf_file),
+        "model_name": model_name,
+        "model_version": version_id,
         "prompts": len(prompts),
         "rows_selected": selected,
         "rows_skipped_done": selected - len(prompts) if limit is None else None,

@@ -1,0 +1,51 @@
+import json
+
+import pytest
+from django.core.management import call_command
+
+from labeling.models import Comparison, Membership, Project, PromptRow, Ranking
+from models_registry.services import alias_set, model_version_register
+from training import tasks
+from training.models import TrainingRun
+from training.services.runs import run_folder
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def enqueued(monkeypatch):
+    calls = []
+    monkeypatch.setattr(tasks, "enqueue_run", lambda run_id, *, queue: calls.append((run_id, queue)))
+    return calls
+
+
+def test_seed_demo_is_idempotent(capsys):
+    call_command("seed_demo")
+    out = capsys.readouterr().out
+    assert "admin / rankforge-admin" in out and "labeler3 / rankforge-labeler" in out
+    assert "no SmolLM2-135M-Instruct in the registry" in out
+    tables = (Project, Comparison, Ranking, Membership, PromptRow, TrainingRun)
+    counts = [model.objects.count() for model in tables]
+    assert Comparison.objects.count() == 1597 and PromptRow.objects.count() == 500
+    call_command("seed_demo")
+    assert [model.objects.count() for model in tables] == counts
+
+
+def test_seed_demo_queues_generation_with_the_registered_smollm2(
+    tmp_path, django_capture_on_commit_callbacks, enqueued
+):
+    folder = tmp_path / "smol"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
+    (folder / "model.safetensors").write_bytes(b"\0" * 64)
+    version = model_version_register(model_name="SmolLM2-135M-Instruct", task="causal-lm", folder=folder, fmt=None)
+    alias_set(model=version.model, alias="production", version=version)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo")
+    run = TrainingRun.objects.get()
+    project = Project.objects.get(name__startswith="DialogSum")
+    assert run.kind == "generate" and run.project == project and run.inputs["prompts"] == 24
+    assert run.inputs["model_version"] == version.pk and project.generation_model == version
+    assert enqueued == [(run.pk, "gpu")]
+    first = json.loads((run_folder(run.pk) / "prompts.jsonl").read_text().splitlines()[0])
+    assert first["prompt"].startswith("Summarize the following conversation.\n\n#Person1#:")
