@@ -59,7 +59,7 @@ def in_process(config: GenerateConfig, prompts: list[dict]) -> None:
     torch.set_num_threads(config.torch_threads or torch.get_num_threads())
     model, tokenizer = load(config.model_path, device=config.device, dtype=config.dtype)
     budget = prompt_budget(model, config)
-    items = [Prompt(p["prompt_id"], p["prompt"], i) for i, p in enumerate(prompts)]
+    items = [Prompt(index=i, prompt_id=p["prompt_id"], text=p["prompt"]) for i, p in enumerate(prompts)]
     generate_batch(model, tokenizer, items[:1], config, max_prompt_tokens=budget)  # warm-up
     for label, size in (("one prompt at a time", 1), (f"batched, {config.batch_size} prompts per call", None)):
         size = size or config.batch_size
@@ -184,7 +184,7 @@ def main() -> int:
     }
     import torch
 
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     print(
         f"SmolLM2-135M-Instruct ({args.dtype}) on {device}: {args.prompts} DialogSum prompts x K={args.k}, "
         f"up to {args.max_new_tokens} new tokens; {args.threads} torch threads",
