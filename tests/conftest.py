@@ -12,6 +12,8 @@ from rest_framework.test import APIClient
 from labeling.models import Membership, Role
 from labeling.services.projects import project_create
 
+pytest_plugins = ["tests.workers"]
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

@@ -161,7 +161,8 @@ class Supervisor:
         self.pending.append((RunEventType.LOG, {"level": level, "message": message, "stream": stream}))
 
     def _take(self, name: str, raw: bytes) -> None:
-        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        # PostgreSQL's jsonb refuses NUL characters; a process may print one.
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n").replace("\x00", "")
         if name == "stderr":
             self.stderr_tail.append(line)
             self._log(line, level="stderr", stream="stderr")

@@ -74,16 +74,27 @@ def _gold_by_id(gold: dict | None, completion_ids: list[int]) -> dict | None:
     }
 
 
+def storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL characters, and a model can emit one: drop them."""
+    return text.replace("\x00", "")
+
+
 def comparisons_create(*, project: Project, parsed: list[ParsedComparison]) -> list[Comparison]:
     """Insert comparisons with their completions in bulk (caller holds the transaction)."""
     comparisons = Comparison.objects.bulk_create(
         [
-            Comparison(project=project, prompt=p.prompt, split=p.split, metadata=p.metadata, is_gold=p.gold is not None)
+            Comparison(
+                project=project,
+                prompt=storable(p.prompt),
+                split=p.split,
+                metadata=p.metadata,
+                is_gold=p.gold is not None,
+            )
             for p in parsed
         ]
     )
     completions = [
-        Completion(comparison=c, position=i, **fields)
+        Completion(comparison=c, position=i, **{**fields, "text": storable(fields["text"])})
         for c, p in zip(comparisons, parsed, strict=True)
         for i, fields in enumerate(p.completions)
     ]

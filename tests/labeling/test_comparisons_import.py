@@ -131,3 +131,14 @@ def test_real_hh_sample_has_three_unsplittable_rows(pair_project, settings):
     assert result["created"] == 1597 and result["skipped"] == 3
     splits = set(Comparison.objects.values_list("split", flat=True))
     assert splits == {"train", "eval"}
+
+
+def test_nul_characters_are_dropped_so_every_database_stores_the_text(project):
+    from labeling.services.comparisons import ParsedComparison, comparisons_create
+
+    [comparison] = comparisons_create(
+        project=project, parsed=[ParsedComparison(1, "p\x00rompt", [{"text": f"a\x00{i}"} for i in range(3)])]
+    )
+    comparison.refresh_from_db()
+    assert comparison.prompt == "prompt"
+    assert [c.text for c in comparison.completions.order_by("position")] == ["a0", "a1", "a2"]

@@ -1,16 +1,9 @@
 """A real Celery worker over Redis builds a snapshot that the API created, against PostgreSQL."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
-from config.celery_app import app as celery_app
 from labeling.models import LabelSource, PreferenceSnapshot, Ranking
 from labeling.services.projects import project_create
 from labeling.services.system_members import system_member
@@ -21,49 +14,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(tra
 
 
 @pytest.fixture
-def redis_broker():
-    """This process publishes to Redis too (CI sets CELERY_BROKER_URL to it already)."""
-    url = os.environ["REDIS_URL"]
-    previous = celery_app.conf.broker_url, celery_app.conf.task_always_eager
-    if previous == (url, False):
-        yield url
-        return
-    celery_app.conf.update(broker_url=url, task_always_eager=False)
-    yield url
-    celery_app.conf.update(broker_url=previous[0], task_always_eager=previous[1])
-    celery_app.pool.force_close_all()
-    celery_app._pool = None  # the next publish opens a pool on the restored broker
-
-
-@pytest.fixture
-def worker(redis_broker, tmp_path):
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "CELERY_BROKER_URL": redis_broker,
-        "ARTIFACT_ROOT": str(settings.ARTIFACT_ROOT),
-        "SECRET_KEY": "worker-test",
-        "CELERY_TASK_ALWAYS_EAGER": "",
-    }
-    log = open(tmp_path / "worker.log", "w+")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default", "--pool", "solo", "-l", "info"],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    yield process
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-    log.seek(0)
-    print(log.read()[-3000:])
-    log.close()
+def worker(start_worker):
+    return start_worker(queues="default")
 
 
 def test_worker_builds_snapshot_created_through_the_api(api, make_user, worker):
