@@ -122,6 +122,33 @@ STATICFILES_DIRS = [p for p in [BASE_DIR / "frontend" / "dist"] if p.is_dir()]
 
 ARTIFACT_ROOT = Path(os.environ.get("ARTIFACT_ROOT", VAR_DIR / "artifacts"))
 
+# Model-registry versions: local disk under ARTIFACT_ROOT (default), or ARTIFACT_STORAGE=s3: a bucket
+# through django-storages' S3Storage, the "artifacts" storage below (models_registry/storage_s3.py).
+# ARTIFACT_ROOT still holds staging folders, run folders and the download cache (cache/models/...).
+# Credentials: boto3's usual chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, an IAM role).
+ARTIFACT_STORAGE = (os.environ.get("ARTIFACT_STORAGE") or "local").strip().lower()
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if ARTIFACT_STORAGE == "s3":
+    if not os.environ.get("AWS_STORAGE_BUCKET_NAME"):
+        raise ImproperlyConfigured("ARTIFACT_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME (the bucket for model versions).")
+    STORAGES["artifacts"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": os.environ["AWS_STORAGE_BUCKET_NAME"],
+            "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,  # MinIO, Ceph, R2, ...
+            "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+            "addressing_style": os.environ.get("AWS_S3_ADDRESSING_STYLE") or None,  # "path" for most S3 clones
+            "file_overwrite": True,
+            "default_acl": None,
+            "querystring_auth": True,
+        },
+    }
+elif ARTIFACT_STORAGE != "local":
+    raise ImproperlyConfigured(f"ARTIFACT_STORAGE must be 'local' or 's3', not {ARTIFACT_STORAGE!r}.")
+
 # Uploads are streamed to disk past this size; the hard limit is enforced by the import services.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -182,6 +209,10 @@ RANKFORGE_RUN_KILL_GRACE_S = float(os.environ.get("RANKFORGE_RUN_KILL_GRACE_S") 
 RANKFORGE_RUN_STALE_AFTER_S = float(os.environ.get("RANKFORGE_RUN_STALE_AFTER_S") or 120)
 RANKFORGE_RUN_REQUEUE_AFTER_S = float(os.environ.get("RANKFORGE_RUN_REQUEUE_AFTER_S") or 300)
 RANKFORGE_RUN_SWEEP_INTERVAL_S = float(os.environ.get("RANKFORGE_RUN_SWEEP_INTERVAL_S") or 30)
+# A run whose worker was lost is requeued to resume (from its last checkpoint) this many times, then failed.
+RANKFORGE_RUN_MAX_RESUMES = env_int("RANKFORGE_RUN_MAX_RESUMES", 1)
+# GPUs a worker process owns: above 1, training kinds run under `accelerate launch` (one process per GPU).
+RANKFORGE_RUN_GPUS = env_int("RANKFORGE_RUN_GPUS", 1)
 RANKFORGE_RUN_MAX_LOG_LINES = env_int("RANKFORGE_RUN_MAX_LOG_LINES", 20_000)
 RANKFORGE_RUN_MAX_LINE_CHARS = env_int("RANKFORGE_RUN_MAX_LINE_CHARS", 4_000)
 RANKFORGE_RUN_THREADS = env_int("RANKFORGE_RUN_THREADS", 1)  # torch/OMP threads of a run unless its config says

@@ -108,12 +108,15 @@ def version_for_generation(*, version_id: int) -> tuple[ModelVersion, str, str |
         raise ValueError(f"there is no model version {version_id}")
     if version.model.task != Task.CAUSAL_LM:
         raise ValueError(f"{version.model.name} v{version.version} is a {version.model.task} model, not a causal-lm")
-    folder = storage.local_path(version.artifact_path)
+    if version.format == ArtifactFormat.PEFT_ADAPTER and not version.merged:
+        raise ValueError(f"{version.model.name} v{version.version} is a LoRA adapter; generate with its merged version")
+    try:
+        folder = storage.materialize(version.artifact_path)  # S3: downloaded into the local cache once
+    except FileNotFoundError:
+        raise ValueError(f"{version.model.name} v{version.version} is missing from the artifact store") from None
     if version.format == ArtifactFormat.GGUF:
         files = sorted(p.name for p in folder.glob("*.gguf"))
         if not files:
             raise ValueError(f"{version.model.name} v{version.version} has no .gguf file")
         return version, str(folder), files[0]
-    if version.format == ArtifactFormat.PEFT_ADAPTER and not version.merged:
-        raise ValueError(f"{version.model.name} v{version.version} is a LoRA adapter; generate with its merged version")
     return version, str(folder), None

@@ -1,14 +1,19 @@
 """Every read and write of artifact files goes through these few functions.
 
-Artifacts live on local disk under ``settings.ARTIFACT_ROOT`` (a shared volume in production), in
-``models/<model name>/<version>/``; the database stores that folder relative to the root. Moving the
-store to S3 through django-storages is a later step: it replaces the bodies of these functions (stage
-locally, upload, then write the row; list/open through the storage backend) and nothing else, since
-services, selectors and views never touch paths themselves. Keep it that way: no ``open()`` of an
-artifact outside this module.
+A version lives in ``models/<model name>/<version>/``; the database stores that folder as a path
+relative to the store. Services, selectors and views never touch paths themselves: no ``open()`` of
+an artifact outside this module and its backends (``storage_s3.py``). Two backends, picked by
+``settings.ARTIFACT_STORAGE``:
 
-Writes are atomic: a folder is copied (or moved) into a hidden ``.incoming-*`` folder beside its
-destination, then renamed into place, so a reader never sees half a version.
+- ``local`` (default): folders on disk under ``settings.ARTIFACT_ROOT`` (a shared volume in
+  production). Writes are atomic: a folder is copied (or moved) into a hidden ``.incoming-*`` folder
+  beside its destination, then renamed into place, so a reader never sees half a version.
+- ``s3``: objects in the bucket of the ``"artifacts"`` storage (django-storages), same keys. Staging
+  stays local (under ``ARTIFACT_ROOT``); ``publish`` uploads the files, then a ``_COMPLETE`` marker
+  last; a version without its marker does not exist for readers. See ``storage_s3``.
+
+Workers load models from a local folder: ``materialize(relpath)`` gives one (the folder itself on
+local disk; a verified download cache under ``ARTIFACT_ROOT/cache/`` with S3).
 """
 
 import os
@@ -34,12 +39,26 @@ def root() -> Path:
     return Path(settings.ARTIFACT_ROOT)
 
 
+def on_s3() -> bool:
+    """Whether versions live in the S3 bucket (``ARTIFACT_STORAGE=s3``) rather than under ``root()``."""
+    return getattr(settings, "ARTIFACT_STORAGE", "local") == "s3"
+
+
+def _s3():
+    from models_registry import storage_s3  # boto3 is imported only where S3 is used
+
+    return storage_s3
+
+
 def version_relpath(model_name: str, version: int) -> str:
     return str(PurePosixPath(MODELS_DIR, model_name, str(version)))
 
 
 def local_path(relpath: str) -> Path:
-    """The folder on local disk for a stored relative path; refuses paths that climb out of the store."""
+    """The path on local disk under ``root()`` for a relative path; refuses paths that climb out of it.
+
+    With S3 a version's folder is not on local disk: hand workers ``materialize(relpath)`` instead.
+    """
     base = root().resolve()
     path = (base / relpath).resolve()
     if path != base and base not in path.parents:
@@ -99,8 +118,12 @@ def publish(staged: Path, relpath: str) -> None:
     """Rename a staged folder to its final place (atomic on one filesystem).
 
     The caller holds the lock that makes ``relpath`` free in the database; a folder already there is
-    the leftover of a registration whose transaction rolled back, and is replaced.
+    the leftover of a registration whose transaction rolled back, and is replaced. With S3: an upload,
+    then the marker; the staged folder is deleted when the caller's transaction commits.
     """
+    if on_s3():
+        _s3().publish(staged, relpath)
+        return
     final = local_path(relpath)
     final.parent.mkdir(parents=True, exist_ok=True)
     if final.exists():
@@ -110,21 +133,31 @@ def publish(staged: Path, relpath: str) -> None:
 
 def unpublish(relpath: str, staged: Path) -> None:
     """Undo ``publish`` (its transaction failed): the folder goes back to where it was staged."""
+    if on_s3():
+        _s3().remove(relpath)  # the staged folder is still there: it goes only on commit
+        return
     final = local_path(relpath)
     if final.exists() and not staged.exists():
         os.replace(final, staged)
 
 
 def remove(relpath: str) -> None:
+    if on_s3():
+        _s3().remove(relpath)
+        return
     shutil.rmtree(local_path(relpath), ignore_errors=True)
 
 
 def exists(relpath: str) -> bool:
+    if on_s3():
+        return _s3().exists(relpath)
     return local_path(relpath).is_dir()
 
 
 def list_files(relpath: str) -> list[tuple[str, int]]:
     """``(name relative to the folder, size in bytes)`` of every file, sorted by name."""
+    if on_s3():
+        return _s3().list_files(relpath)
     base = local_path(relpath)
     if not base.is_dir():
         raise FileNotFoundError(f"The artifact folder {relpath} is missing from the artifact store.")
@@ -133,8 +166,23 @@ def list_files(relpath: str) -> list[tuple[str, int]]:
 
 
 def open_file(relpath: str, name: str) -> BinaryIO:
+    if on_s3():
+        return _s3().open_file(relpath, name)
     path = local_path(str(PurePosixPath(relpath, name)))
     return path.open("rb")
+
+
+def materialize(relpath: str) -> Path:
+    """A local folder holding the version's files, for a worker to load a model from.
+
+    On local disk, the version's folder itself. With S3, a download into
+    ``ARTIFACT_ROOT/cache/models/<name>/<version>/``, made once and reused while it matches the
+    bucket's copy; complete or absent, never half there (see ``storage_s3.materialize``). Raises
+    FileNotFoundError when the version is missing from the store (S3).
+    """
+    if on_s3():
+        return _s3().materialize(relpath)
+    return local_path(relpath)
 
 
 class _ZipSink:
