@@ -48,6 +48,9 @@ class TrainingRun(models.Model):
     # Re-enqueue bookkeeping for the sweep (a lost message leaves a run queued forever otherwise).
     enqueued_at = models.DateTimeField(null=True, blank=True)
     enqueue_count = models.PositiveIntegerField(default=0)
+    attempt = models.PositiveIntegerField(
+        default=1, help_text="1 for the first start; +1 each time the sweep requeues it to resume after a lost worker."
+    )
     last_seq = models.PositiveIntegerField(default=0, help_text="Seq of the newest event.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -44,12 +44,15 @@ from training.ml.events import parse_event
 from training.models import LIVE_STATES, TERMINAL_STATES, RunEventType, RunState, TrainingRun
 from training.services import runs
 from training.services.generation import CompletionsIngest
+from training.services.run_inputs import materialize_config
+from training.services.run_outputs import OutputsRegistrar
 
 logger = logging.getLogger(__name__)
 
 # The kinds whose output the platform stores as it arrives: kind -> factory(run, folder) -> handler | None.
-# A handler has ``on_artifact(event)`` and ``finish() -> dict`` (merged into the run's outputs).
-HANDLERS = {"generate": CompletionsIngest.for_run}
+# A handler has ``on_artifact(event)`` and ``finish(result=, succeeded=) -> dict`` (merged into the
+# run's outputs; an exception fails the run).
+HANDLERS = {"generate": CompletionsIngest.for_run, **dict.fromkeys(OutputsRegistrar.KINDS, OutputsRegistrar.for_run)}
 EVENT_TYPES = frozenset(RunEventType.values) - {RunEventType.STATE}
 FLUSH_EVERY_S = 0.25
 FLUSH_EVERY_EVENTS = 200
@@ -66,6 +69,7 @@ class Limits:
     max_log_lines: int
     max_line_chars: int
     threads: int
+    gpus: int = 1
 
     @classmethod
     def from_settings(cls) -> "Limits":
@@ -77,6 +81,7 @@ class Limits:
             max_log_lines=int(settings.RANKFORGE_RUN_MAX_LOG_LINES),
             max_line_chars=int(settings.RANKFORGE_RUN_MAX_LINE_CHARS),
             threads=int(settings.RANKFORGE_RUN_THREADS),
+            gpus=int(settings.RANKFORGE_RUN_GPUS),
         )
 
 
@@ -98,9 +103,18 @@ def child_environment(*, threads: int) -> dict[str, str]:
     return env
 
 
-def command(run: TrainingRun, config_path: Path, folder: Path) -> list[str]:
-    """The run's command line (``accelerate launch`` over several GPUs would go here)."""
-    return [sys.executable, "-m", "training.ml", run.kind, "--config", str(config_path), "--out", str(folder)]
+# Kinds that train with a (TRL) Trainer and so spread over several GPUs through accelerate.
+MULTI_GPU_KINDS = frozenset({"sft", "reward_model", "dpo", "rlhf"})
+
+
+def command(run: TrainingRun, config_path: Path, folder: Path, *, gpus: int = 1) -> list[str]:
+    """The run's command line: ``accelerate launch`` with one process per GPU when the worker owns
+    several (``RANKFORGE_RUN_GPUS``) and the kind trains; only rank 0 writes events."""
+    args = ["-m", "training.ml", run.kind, "--config", str(config_path), "--out", str(folder)]
+    if gpus > 1 and run.kind in MULTI_GPU_KINDS:
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(gpus)]
+        return [*launch, *args]
+    return [sys.executable, *args]
 
 
 def _describe_exit(code: int) -> str:
@@ -250,7 +264,7 @@ class Supervisor:
                 {
                     "run_id": run.pk,
                     "kind": run.kind,
-                    "config": run.config,
+                    "config": materialize_config(run.config),
                     "inputs": run.inputs,
                     "project": run.project_id,
                 },
@@ -265,7 +279,7 @@ class Supervisor:
         self.handler = (HANDLERS.get(self.run.kind) or (lambda run, folder: None))(self.run, self.folder)
         threads = self.run.config.get("torch_threads") or self.limits.threads
         self.process = subprocess.Popen(
-            command(self.run, config_path, self.folder),
+            command(self.run, config_path, self.folder, gpus=self.limits.gpus),
             cwd=settings.BASE_DIR,
             env=child_environment(threads=threads),
             stdin=subprocess.DEVNULL,
@@ -278,7 +292,8 @@ class Supervisor:
                 RunEventType.LOG,
                 {
                     "level": "info",
-                    "message": f"started process {self.process.pid} on {socket.gethostname()}",
+                    "message": f"started process {self.process.pid} on {socket.gethostname()}"
+                    + (f" (attempt {self.run.attempt}: resuming)" if self.run.attempt > 1 else ""),
                     "stream": "worker",
                 },
             )
@@ -366,7 +381,8 @@ class Supervisor:
             outputs["result"] = self.result
         if self.handler is not None and self.handler_error is None:
             try:
-                outputs.update(self.handler.finish())
+                succeeded = code == 0 and self.stopped_because is None
+                outputs.update(self.handler.finish(result=self.result, succeeded=succeeded))
             except Exception as exc:
                 logger.exception("run %s: storing output failed", self.run.pk)
                 self.handler_error = f"could not store the run's output: {type(exc).__name__}: {exc}"

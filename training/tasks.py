@@ -30,7 +30,7 @@ def run_execute(run_id: int) -> str | None:
 
 @shared_task(name="training.sweep_runs")
 def sweep_runs() -> dict:
-    """Periodic (Celery beat): fail runs whose worker stopped heartbeating, re-enqueue lost runs."""
+    """Periodic (Celery beat): resume or fail runs whose worker stopped heartbeating, re-enqueue lost runs."""
     from django.conf import settings
 
     from training.services.runs import runs_sweep
@@ -38,6 +38,7 @@ def sweep_runs() -> dict:
     return runs_sweep(
         stale_after=timedelta(seconds=settings.RANKFORGE_RUN_STALE_AFTER_S),
         requeue_after=timedelta(seconds=settings.RANKFORGE_RUN_REQUEUE_AFTER_S),
+        max_resumes=settings.RANKFORGE_RUN_MAX_RESUMES,
     )
 
 

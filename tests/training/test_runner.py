@@ -44,7 +44,7 @@ def script(monkeypatch):
         monkeypatch.setattr(
             runner,
             "command",
-            lambda run, config_path, folder: [sys.executable, "-c", prelude + textwrap.dedent(code), str(folder)],
+            lambda run, config_path, folder, **_: [sys.executable, "-c", prelude + textwrap.dedent(code), str(folder)],
         )
 
     return use
@@ -289,3 +289,29 @@ def test_a_real_generation_run_on_the_tiny_model(api, admin_user, project, datas
     assert events(run, "metric")[0][1]["name"] == "tokens_per_s"
     assert not process_alive(run.pid)
     assert signal.SIGTERM  # (the cancel path is covered above and by the worker tests)
+
+
+def test_training_kinds_spread_over_the_workers_gpus_with_accelerate_and_only_rank_0_reports(monkeypatch, tmp_path):
+    import io
+
+    from training.ml.events import EventWriter
+    from training.models import TrainingRun
+    from training.runner import command
+
+    sft, generate = TrainingRun(pk=1, kind="sft"), TrainingRun(pk=2, kind="generate")
+    config, folder = tmp_path / "run.json", tmp_path
+    assert command(sft, config, folder)[1:4] == ["-m", "training.ml", "sft"]
+    launched = command(sft, config, folder, gpus=4)
+    assert launched[1:3] == ["-m", "accelerate.commands.launch"] and launched[3:6] == [
+        "--multi_gpu",
+        "--num_processes",
+        "4",
+    ]
+    assert launched[6:9] == ["-m", "training.ml", "sft"]
+    assert command(generate, config, folder, gpus=4)[1:4] == ["-m", "training.ml", "generate"]  # one process
+
+    for rank, lines in (("0", 1), ("3", 0)):
+        monkeypatch.setenv("RANK", rank)
+        stream = io.StringIO()
+        EventWriter(stream).metric("loss", 1.0, step=1)
+        assert len(stream.getvalue().splitlines()) == lines

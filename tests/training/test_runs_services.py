@@ -69,7 +69,7 @@ def test_create_validates_fills_defaults_writes_an_event_and_enqueues_on_the_gpu
         ("generate", {**CONFIG, "temprature": 1.0}, "config.temprature", "unknown option"),
         ("generate", {"model_path": "m"}, "config.prompts_file", "required"),
         ("generate", {**CONFIG, "top_p": "high"}, "config.top_p", "expected float | None"),
-        ("dpo", {}, "kind", "not available yet"),
+        ("cai_revise", {}, "kind", "not available yet"),
         ("nonsense", {}, "kind", "unknown run kind"),
     ],
 )
@@ -106,7 +106,7 @@ def test_the_legal_paths_and_their_events(make_run):
     [
         (S.QUEUED, S.SUCCEEDED),
         (S.QUEUED, S.CANCELLING),
-        (S.RUNNING, S.QUEUED),
+        (S.CANCELLING, S.QUEUED),  # only a running run goes back to the queue (to resume)
         (S.RUNNING, S.CANCELLED),  # a running run is cancelled via cancelling
         (S.SUCCEEDED, S.FAILED),
         (S.FAILED, S.RUNNING),
@@ -183,7 +183,7 @@ def test_sweep_fails_stale_runs_and_cancels_stale_cancelling_ones(make_run):
     old = timezone.now() - timedelta(minutes=10)
     TrainingRun.objects.filter(pk__in=[stale.pk, cancelling.pk]).update(heartbeat_at=old, worker_host="gpu-3", pid=77)
     result = runs.runs_sweep(stale_after=timedelta(minutes=2), requeue_after=timedelta(hours=1))
-    assert result == {"failed": 2, "requeued": 0}
+    assert result == {"failed": 2, "resumed": 0, "requeued": 0}
     stale.refresh_from_db()
     assert stale.state == S.FAILED
     assert stale.error.startswith(f"worker lost: heartbeat stale since {old.isoformat()}")
@@ -193,8 +193,40 @@ def test_sweep_fails_stale_runs_and_cancels_stale_cancelling_ones(make_run):
     # Nothing left to do: a second sweep changes nothing.
     assert runs.runs_sweep(stale_after=timedelta(minutes=2), requeue_after=timedelta(hours=1)) == {
         "failed": 0,
+        "resumed": 0,
         "requeued": 0,
     }
+
+
+def test_sweep_requeues_a_lost_run_to_resume_then_fails_it_when_resumes_are_spent(
+    make_run, enqueued, django_capture_on_commit_callbacks
+):
+    run = make_run(S.RUNNING)
+    enqueued.clear()
+    old = timezone.now() - timedelta(minutes=10)
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=old, worker_host="gpu-3", pid=77)
+    sweep = {"stale_after": timedelta(minutes=2), "requeue_after": timedelta(hours=1), "max_resumes": 1}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert runs.runs_sweep(**sweep) == {"failed": 0, "resumed": 1, "requeued": 0}
+    run.refresh_from_db()
+    assert (run.state, run.attempt, run.pid, run.enqueue_count) == (S.QUEUED, 2, None, 2)
+    assert enqueued == [(run.pk, "gpu")]
+    note = run.events.filter(type="state").last().payload
+    assert note["to"] == S.QUEUED and "requeued to resume (attempt 2)" in note["note"] and "gpu-3" in note["note"]
+    # The second attempt starts, and its worker is lost too: resumes are spent, so it fails.
+    run_transition(run_id=run.pk, to=S.RUNNING, only_from={S.QUEUED})
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=old)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert runs.runs_sweep(**sweep) == {"failed": 1, "resumed": 0, "requeued": 0}
+    run.refresh_from_db()
+    assert run.state == S.FAILED and run.error.startswith("worker lost")
+    assert states(run) == [
+        (None, "queued"),
+        ("queued", "running"),
+        ("running", "queued"),
+        ("queued", "running"),
+        ("running", "failed"),
+    ]
 
 
 def test_sweep_requeues_runs_left_queued_with_backoff(make_run, enqueued, django_capture_on_commit_callbacks):
@@ -222,8 +254,9 @@ def test_the_sweep_task_uses_the_settings_and_beat_schedules_it(settings, monkey
     monkeypatch.setattr(runs, "runs_sweep", lambda **kw: seen.update(kw) or {"failed": 0, "requeued": 0})
     settings.RANKFORGE_RUN_STALE_AFTER_S = 7
     settings.RANKFORGE_RUN_REQUEUE_AFTER_S = 9
+    settings.RANKFORGE_RUN_MAX_RESUMES = 2
     assert tasks.sweep_runs() == {"failed": 0, "requeued": 0}
-    assert seen == {"stale_after": timedelta(seconds=7), "requeue_after": timedelta(seconds=9)}
+    assert seen == {"stale_after": timedelta(seconds=7), "requeue_after": timedelta(seconds=9), "max_resumes": 2}
     entry = settings.CELERY_BEAT_SCHEDULE["sweep-runs"]
     assert entry["task"] == tasks.sweep_runs.name and entry["options"]["queue"] == "default"
     assert settings.CELERY_TASK_ROUTES[tasks.run_execute.name] == {"queue": "gpu"}

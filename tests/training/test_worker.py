@@ -122,7 +122,8 @@ def test_a_killed_worker_fails_the_run_within_the_heartbeat_timeout(
     api, admin_user, project, dataset, tiny_model_dir, start_worker
 ):
     worker = start_worker(queues="gpu", name="gpu")
-    start_worker(queues="default", beat=True, name="sweeper")  # runs the periodic sweep every second
+    # Runs the periodic sweep every second; with no resumes allowed a lost run fails.
+    start_worker(queues="default", beat=True, name="sweeper", RANKFORGE_RUN_MAX_RESUMES="0")
     client = api(admin_user)
     run_id = start_generation(client, project, dataset, tiny_model_dir, max_new_tokens=300, batch_size=1)
     poll_events(client, run_id, until=generating)
@@ -144,6 +145,43 @@ def test_a_killed_worker_fails_the_run_within_the_heartbeat_timeout(
     assert took < budget + 3, f"failed {took:.1f} s after the kill; stale after + sweep interval = {budget} s"
     # The orphaned run process noticed its parent was gone and exited.
     wait_for(lambda: not process_alive(pid), timeout=5, message=f"run process {pid} to exit")
+
+
+def test_a_run_whose_worker_was_killed_resumes_on_another_worker_and_creates_each_comparison_once(
+    api, admin_user, project, dataset, tiny_model_dir, start_worker
+):
+    first = start_worker(queues="gpu", name="gpu-1")
+    start_worker(queues="default", beat=True, name="sweeper", RANKFORGE_RUN_MAX_RESUMES="1")
+    client = api(admin_user)
+    run_id = start_generation(client, project, dataset, tiny_model_dir, max_new_tokens=200, batch_size=1)
+    poll_events(client, run_id, until=generating)
+    os.killpg(first.pid, signal.SIGKILL)
+    wait_for(
+        lambda: TrainingRun.objects.get(pk=run_id).attempt == 2,
+        timeout=30,
+        interval=0.1,
+        message="the sweep to requeue the run",
+    )
+    start_worker(queues="gpu", name="gpu-2")
+    events = poll_events(client, run_id, until=finished)
+    run = TrainingRun.objects.get(pk=run_id)
+    assert run.state == RunState.SUCCEEDED, run.error
+    states = [(e["payload"]["from"], e["payload"]["to"]) for e in events if e["type"] == "state"]
+    assert states == [
+        (None, "queued"),
+        ("queued", "running"),
+        ("running", "queued"),
+        ("queued", "running"),
+        ("running", "succeeded"),
+    ]
+    logs = [e["payload"].get("message", "") for e in events if e["type"] == "log"]
+    assert any("attempt 2: resuming" in message for message in logs)
+    # The second attempt skipped the prompts the first finished; every dataset row has one comparison.
+    assert any("prompts already have completions; skipping them" in message for message in logs)
+    assert Comparison.objects.filter(project=project).count() == 6
+    assert sorted(Comparison.objects.values_list("prompt_row_id", flat=True)) == sorted(
+        dataset.rows.values_list("pk", flat=True)
+    )
 
 
 def test_a_bad_config_is_refused_at_the_api_and_nothing_is_queued(api, staff, redis_broker):

@@ -17,16 +17,25 @@ time them.
 """
 
 import json
+import os
 import sys
 import time
 from typing import Any, TextIO
 
 
+def _is_main_process() -> bool:
+    """Under ``accelerate launch`` every GPU has a process; only rank 0 reports (no duplicate events)."""
+    return os.environ.get("RANK", "0") in ("", "0")
+
+
 class EventWriter:
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stdout
+        self.enabled = _is_main_process()
 
     def emit(self, type_: str, **fields: Any) -> None:
+        if not self.enabled:
+            return
         self.stream.write(json.dumps({"type": type_, "t": round(time.time(), 3), **fields}) + "\n")
         self.stream.flush()
 

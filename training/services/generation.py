@@ -252,8 +252,8 @@ class CompletionsIngest:
     def on_artifact(self, event: dict) -> int:
         return self.ingest() if event.get("kind") == "completions" else 0
 
-    def finish(self) -> dict[str, Any]:
-        self.ingest()
+    def finish(self, **_) -> dict[str, Any]:
+        self.ingest()  # also after a failure or cancel: what was generated is kept
         return {"comparisons_created": self.created, "comparisons_skipped": self.skipped}
 
 

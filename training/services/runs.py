@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from config.exceptions import Conflict, ServiceError
 from training import tasks
-from training.ml.configs import CONFIGS, ConfigError, config_for
+from training.ml.configs import ConfigError, available_configs, config_for
 from training.models import LIVE_STATES, TERMINAL_STATES, RunEvent, RunEventType, RunKind, RunState, TrainingRun
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 S = RunState
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.FAILED}),
-    S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLING}),
+    # running -> queued: the sweep requeues a run whose worker was lost, to resume it.
+    S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLING, S.QUEUED}),
     S.CANCELLING: frozenset({S.CANCELLED, S.SUCCEEDED, S.FAILED}),
     S.SUCCEEDED: frozenset(),
     S.FAILED: frozenset(),
@@ -132,8 +133,8 @@ def run_transition(
 
 
 def _config_or_400(kind: str, config: Any, *, prefix: str = "config"):
-    if kind in RunKind.values and kind not in CONFIGS:
-        message = f"{kind} runs are not available yet; available kinds: {', '.join(sorted(CONFIGS))}"
+    if kind in RunKind.values and kind not in available_configs():
+        message = f"{kind} runs are not available yet; available kinds: {', '.join(sorted(available_configs()))}"
         raise ServiceError(f"kind: {message}", errors={"kind": [message]})
     try:
         return config_for(kind, config)
@@ -267,17 +268,42 @@ def _requeue_due(run: TrainingRun, now, requeue_after: timedelta) -> bool:
     return run.state == S.QUEUED and run.enqueued_at is not None and run.enqueued_at <= now - wait
 
 
-def runs_sweep(*, stale_after: timedelta, requeue_after: timedelta) -> dict:
+def _resume(run_id: int, *, attempt: int, stale_after: timedelta, reason: str) -> TrainingRun | None:
+    """A running run whose worker is lost goes back to the queue; its next attempt resumes from what
+    the last one left in the run folder (checkpoints, finished prompts)."""
+    with transaction.atomic():
+        run = run_transition(
+            run_id=run_id,
+            to=S.QUEUED,
+            only_from={S.RUNNING},
+            only_if=lambda r: r.heartbeat_at is not None and r.heartbeat_at < timezone.now() - stale_after,
+            note=f"{reason}; requeued to resume (attempt {attempt + 1})",
+        )
+        if run is None:
+            return None
+        run.attempt = attempt + 1
+        run.enqueued_at = timezone.now()
+        run.enqueue_count += 1
+        run.pid = None
+        run.save(update_fields=["attempt", "enqueued_at", "enqueue_count", "pid"])
+        queue = QUEUE_FOR_KIND.get(run.kind, tasks.QUEUE_GPU)
+        transaction.on_commit(lambda: tasks.enqueue_run(run_id, queue=queue))
+    return run
+
+
+def runs_sweep(*, stale_after: timedelta, requeue_after: timedelta, max_resumes: int = 0) -> dict:
     """Recover from lost work (Celery beat runs this).
 
-    - A running (or cancelling) run whose heartbeat is older than ``stale_after`` lost its worker:
-      it becomes failed (cancelled if it was being cancelled), saying since when.
+    - A running (or cancelling) run whose heartbeat is older than ``stale_after`` lost its worker.
+      A running one that has been resumed fewer than ``max_resumes`` times is queued again to resume
+      (from its last checkpoint); otherwise it becomes failed (cancelled if it was being cancelled),
+      saying since when.
     - A run left queued longer than ``requeue_after`` may have lost its message (the SQLAlchemy
       broker does not redeliver after a worker dies): it is enqueued again. A duplicate message is
       harmless: the task's first step does nothing unless the run is still queued.
     """
     now = timezone.now()
-    failed = 0
+    failed = resumed = 0
     stale_ids = list(
         TrainingRun.objects.filter(state__in=LIVE_STATES, heartbeat_at__lt=now - stale_after)
         .order_by("pk")
@@ -288,6 +314,11 @@ def runs_sweep(*, stale_after: timedelta, requeue_after: timedelta) -> dict:
         since = run.heartbeat_at
         where = f" on {run.worker_host}" if run.worker_host else ""
         process = f" (process {run.pid})" if run.pid else ""
+        if run.state == S.RUNNING and run.attempt <= max_resumes:
+            reason = f"worker lost{where}{process}: heartbeat stale since {since.isoformat()}"
+            if _resume(run_id, attempt=run.attempt, stale_after=stale_after, reason=reason) is not None:
+                resumed += 1
+                continue
         done = run_transition(
             run_id=run_id,
             to=S.CANCELLED if run.state == S.CANCELLING else S.FAILED,
@@ -324,4 +355,4 @@ def runs_sweep(*, stale_after: timedelta, requeue_after: timedelta) -> dict:
             run_id, queue = run.pk, QUEUE_FOR_KIND.get(run.kind, tasks.QUEUE_GPU)
             transaction.on_commit(lambda run_id=run_id, queue=queue: tasks.enqueue_run(run_id, queue=queue))
         requeued += 1
-    return {"failed": failed, "requeued": requeued}
+    return {"failed": failed, "resumed": resumed, "requeued": requeued}
