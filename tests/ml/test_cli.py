@@ -43,10 +43,10 @@ def prompts(folder: Path, n: int) -> None:
 
 def test_a_kind_not_implemented_yet_says_so_and_exits_2(tmp_path):
     path = write_run(tmp_path, {})
-    out, _ = cli("dpo", "--config", path, "--out", tmp_path).communicate(timeout=60)
+    out, _ = cli("cai_revise", "--config", path, "--out", tmp_path).communicate(timeout=60)
     events = events_of(out)
     assert events[-1]["type"] == "error"
-    assert "'dpo' is not implemented yet" in events[-1]["message"]
+    assert "'cai_revise' is not implemented yet" in events[-1]["message"]
 
 
 def test_exit_codes_and_a_bad_config_names_the_field(tmp_path):

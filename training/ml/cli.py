@@ -8,6 +8,7 @@ command line or config (or a kind not implemented yet), 143 stopped by SIGTERM (
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -22,9 +23,29 @@ from training.ml.configs import ConfigError, config_for
 from training.ml.events import EventWriter
 
 KINDS = ("generate", "sft", "reward_model", "rlhf", "dpo", "cai_revise", "ai_feedback", "evaluate")
-# kind -> module with ``run(config, out_dir, events) -> dict``; the others are refused with exit 2.
-IMPLEMENTED = {"generate": "training.ml.generation"}
-RELATIVE_TO_CONFIG = ("prompts_file",)
+# kind -> module with ``run(config, out_dir, events) -> dict``; a kind whose module is not there yet
+# is refused with exit 2.
+RUN_MODULES = {
+    "generate": "training.ml.generation",
+    "sft": "training.ml.sft",
+    "reward_model": "training.ml.reward_model",
+    "dpo": "training.ml.dpo",
+    "rlhf": "training.ml.rlhf",
+    "evaluate": "training.ml.evaluate",
+    "cai_revise": "training.ml.cai_revise",
+    "ai_feedback": "training.ml.ai_feedback",
+}
+IMPLEMENTED = {kind: module for kind, module in RUN_MODULES.items() if importlib.util.find_spec(module) is not None}
+# Config fields holding file paths: a relative one is read relative to the config file's folder.
+RELATIVE_TO_CONFIG = (
+    "prompts_file",
+    "train_file",
+    "eval_file",
+    "data_file",
+    "offtask_file",
+    "comparisons_file",
+    "constitution_file",
+)
 EXIT_FAILED, EXIT_USAGE, EXIT_TERMINATED = 1, 2, 143
 # Set by the worker: when the supervising process is gone (killed), the run stops too.
 PARENT_ENV = "RANKFORGE_PARENT_PID"

@@ -4,6 +4,7 @@ a ConfigError that names the field."""
 
 import dataclasses
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any, ClassVar
 
 
@@ -87,10 +88,7 @@ class GenerateConfig(BaseConfig):
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
-        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
-            raise ConfigError("device", f"use auto, cpu, cuda or cuda:N, not {self.device!r}")
-        if self.dtype not in DTYPES:
-            raise ConfigError("dtype", f"use one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        _check_device_dtype(self.device, self.dtype)
         if not 1 <= self.k <= 9:
             raise ConfigError("k", f"must be 1..9, got {self.k}")
         if not 1 <= self.max_new_tokens <= 4096:
@@ -107,10 +105,139 @@ class GenerateConfig(BaseConfig):
             raise ConfigError("batch_size", f"must be 1..512, got {self.batch_size}")
 
 
+PEFT_METHODS = ("lora", "prompt_tuning", "full", "none")
+
+
+@dataclass
+class TrainConfig(BaseConfig):
+    """What every training kind shares (TRL/transformers Trainer settings with CPU-friendly defaults).
+
+    ``model_path`` is a Hugging Face folder on the worker (the platform fills it from the run's
+    ``inputs.base_version``). ``max_steps`` > 0 overrides ``num_train_epochs``. Checkpoints every
+    ``save_steps`` (0: only at the end) go to ``out/checkpoints``; a run started again on the same
+    folder resumes from the newest one. ``dtype`` ``auto`` is bfloat16 on a GPU that supports it,
+    float32 on the CPU (TRL's bf16 default is wrong there); gradient checkpointing is off unless asked.
+    """
+
+    model_path: str
+    gguf_file: str | None = None
+    learning_rate: float = 5e-5
+    num_train_epochs: float = 1.0
+    max_steps: int = -1
+    per_device_train_batch_size: int = 8
+    per_device_eval_batch_size: int = 16
+    gradient_accumulation_steps: int = 1
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    lr_scheduler_type: str = "linear"
+    max_length: int = 512
+    logging_steps: int = 5
+    eval_steps: int = 0
+    save_steps: int = 50
+    save_total_limit: int = 2
+    gradient_checkpointing: bool = False
+    seed: int = 0
+    torch_threads: int | None = 1
+    device: str = "auto"
+    dtype: str = "auto"
+
+    def validate(self) -> None:
+        _check_device_dtype(self.device, self.dtype, dtypes=("auto", *DTYPES))
+        if self.learning_rate <= 0 or self.learning_rate > 1:
+            raise ConfigError("learning_rate", f"must be in (0, 1], got {self.learning_rate}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ConfigError("max_steps", f"must be -1 (use num_train_epochs) or >= 1, got {self.max_steps}")
+        if self.max_steps == -1 and self.num_train_epochs <= 0:
+            raise ConfigError("num_train_epochs", f"must be > 0, got {self.num_train_epochs}")
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+            if not 1 <= getattr(self, name) <= 4096:
+                raise ConfigError(name, f"must be 1..4096, got {getattr(self, name)}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError("warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
+        if not 8 <= self.max_length <= 131072:
+            raise ConfigError("max_length", f"must be 8..131072, got {self.max_length}")
+        for name in ("logging_steps", "eval_steps", "save_steps", "save_total_limit"):
+            if getattr(self, name) < 0:
+                raise ConfigError(name, f"must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass
+class PeftOptions:
+    """PEFT fields for a kind that trains a causal LM: ``class C(PeftOptions, TrainConfig)`` (this order).
+
+    ``lora``: adapters (r, alpha, dropout, target modules; ``all-linear`` by default) saved, plus
+    merged weights; ``prompt_tuning``: ``num_virtual_tokens`` soft prompt tokens; ``full``: every
+    weight; ``none`` means ``full``.
+    """
+
+    peft_method: str = "lora"
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+    num_virtual_tokens: int = 20
+    prompt_tuning_init_text: str | None = None
+
+    def validate_peft(self) -> None:
+        if self.peft_method not in PEFT_METHODS:
+            raise ConfigError("peft_method", f"use one of {', '.join(PEFT_METHODS)}, not {self.peft_method!r}")
+        if not 1 <= self.lora_r <= 1024:
+            raise ConfigError("lora_r", f"must be 1..1024, got {self.lora_r}")
+        if self.lora_alpha < 1:
+            raise ConfigError("lora_alpha", f"must be >= 1, got {self.lora_alpha}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ConfigError("lora_dropout", f"must be in [0, 1), got {self.lora_dropout}")
+        if not self.lora_target_modules:
+            raise ConfigError("lora_target_modules", "name at least one module (or all-linear)")
+        if not 1 <= self.num_virtual_tokens <= 512:
+            raise ConfigError("num_virtual_tokens", f"must be 1..512, got {self.num_virtual_tokens}")
+
+
+def _check_device_dtype(device: str, dtype: str, *, dtypes: tuple[str, ...] = DTYPES) -> None:
+    if device != "auto" and device != "cpu" and not device.startswith("cuda"):
+        raise ConfigError("device", f"use auto, cpu, cuda or cuda:N, not {device!r}")
+    if dtype not in dtypes:
+        raise ConfigError("dtype", f"use one of {', '.join(dtypes)}, not {dtype!r}")
+
+
 CONFIGS: dict[str, type[BaseConfig]] = {GenerateConfig.KIND: GenerateConfig}
+# Each kind's config class lives in its own light module (no torch) and is registered here.
+KIND_CONFIG_MODULES = {
+    "sft": "training.ml.sft_config",
+    "reward_model": "training.ml.reward_config",
+    "dpo": "training.ml.dpo_config",
+    "rlhf": "training.ml.rlhf_config",
+    "evaluate": "training.ml.evaluate_config",
+    "cai_revise": "training.ml.cai_config",
+    "ai_feedback": "training.ml.ai_feedback_config",
+}
+
+
+def _register_kind_configs() -> None:
+    for kind, module_name in KIND_CONFIG_MODULES.items():
+        try:
+            module = import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # a kind not built yet: the API says it is not available
+        # A kind module imported before this one is still half-initialized here (no CONFIG yet):
+        # config_for registers it on first use.
+        if hasattr(module, "CONFIG"):
+            CONFIGS[kind] = module.CONFIG
+
+
+def available_configs() -> dict[str, type[BaseConfig]]:
+    """Every kind's config class (registering any whose module was half-imported at first)."""
+    if len(CONFIGS) < 1 + len(KIND_CONFIG_MODULES):
+        _register_kind_configs()
+    return CONFIGS
 
 
 def config_for(kind: str, data: dict[str, Any]) -> BaseConfig:
-    if kind not in CONFIGS:
+    if kind not in available_configs():
         raise ConfigError("kind", f"unknown run kind {kind!r}; known: {', '.join(sorted(CONFIGS))}")
     return CONFIGS[kind].from_dict(data)
+
+
+_register_kind_configs()  # at the end: the kind modules import this module's classes
