@@ -18,7 +18,31 @@ from labeling.models import Project, Role, Split
 from training import selectors
 from training.models import RunEventType, RunKind, RunState, TrainingRun
 from training.services import generation as generation_services
+from training.services import run_inputs
 from training.services import runs as run_services
+
+# Config fields that name files or folders on the workers: only staff may set them by hand; everyone
+# else names registry versions, snapshots and datasets in ``inputs`` and the platform fills them.
+WORKER_PATH_FIELDS = (
+    "model_path",
+    "adapter_path",
+    "base_model_path",
+    "reward_model_path",
+    "train_file",
+    "eval_file",
+    "data_file",
+    "offtask_file",
+    "prompts_file",
+)
+
+
+def _only_staff_name_paths(user, config: dict) -> None:
+    named = [name for name in WORKER_PATH_FIELDS if config.get(name)]
+    if named and not selectors.is_run_staff(user):
+        raise PermissionDenied(
+            f"config.{named[0]} names a path on the workers; only staff may. Name a registered version, "
+            "snapshot or dataset in inputs instead."
+        )
 
 
 def _reject_unknown_keys(serializer: serializers.Serializer, attrs: dict) -> dict:
@@ -79,7 +103,11 @@ class RunPage(serializers.Serializer):
 class RunCreateInput(serializers.Serializer):
     kind = serializers.ChoiceField(choices=RunKind.choices)
     config = serializers.JSONField(help_text="The kind's config; unknown or bad options are refused, by name.")
-    inputs = serializers.JSONField(required=False, default=dict, help_text="What the run reads (free-form object).")
+    inputs = serializers.JSONField(
+        required=False,
+        default=dict,
+        help_text="What the run reads, by id: base_version, snapshot, dataset, template, ... (see the kind).",
+    )
     project = serializers.IntegerField(required=False, allow_null=True, default=None)
 
     def validate_config(self, value):
@@ -144,7 +172,8 @@ class RunListCreateApi(Paginated, APIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         project = _project_for_runs(request.user, values["project"])
-        run = run_services.run_create(
+        _only_staff_name_paths(request.user, values["config"])
+        run = run_inputs.run_start(
             kind=values["kind"],
             config=values["config"],
             inputs=values["inputs"],

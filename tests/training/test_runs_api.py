@@ -36,9 +36,13 @@ def test_staff_and_project_reviewers_start_runs(
     assert body["config"]["k"] == 2 and body["created_by"] == staff.pk and body["last_seq"] == 1
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = post_run(api(reviewer), project=project.pk)
+        response = post_run(api(staff), project=project.pk)
     assert response.status_code == 202 and response.json()["project"] == project.pk
     assert enqueued == [(body["id"], "gpu"), (response.json()["id"], "gpu")]
+    # A project reviewer may start runs in the project, but not name paths on the workers by hand.
+    response = post_run(api(reviewer), project=project.pk)
+    assert response.status_code == 403
+    assert response.json()["detail"].startswith("config.model_path names a path on the workers; only staff may.")
 
 
 def test_a_bad_config_is_a_400_naming_the_field_and_creates_nothing(api, staff, enqueued):
@@ -55,8 +59,9 @@ def test_a_bad_config_is_a_400_naming_the_field_and_creates_nothing(api, staff, 
     assert response.json()["detail"] == "config.model_path: required"
     response = post_run(client, config=[1])
     assert response.status_code == 400 and response.json()["detail"] == "config: Must be a JSON object."
-    response = post_run(client, kind="dpo", config={})
-    assert response.status_code == 400 and response.json()["detail"].startswith("kind: dpo runs are not available yet")
+    response = post_run(client, kind="cai_revise", config={})
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("kind: cai_revise runs are not available yet")
     response = post_run(client, kind="alchemy")
     assert response.status_code == 400 and response.json()["detail"].startswith("kind:")
     response = post_run(client, priority=1)

@@ -1,0 +1,389 @@
+"""From what a person names (registry versions, a snapshot, a dataset and templates) to what a
+training run reads (folders and files on the worker).
+
+``POST /api/runs/`` takes ``inputs`` by id; ``resolve_inputs`` checks each (it exists, it is ready,
+it belongs to the run's project, it is the right kind of model), fills the config fields the ML reads
+(``model_path``, ``train_file``, ``reward_model_path``, ...) and lists the files to write into the
+run's folder (rendered prompts). A config that sets one of those fields itself while the matching
+input is given is refused: one source of truth. Errors name the field: ``inputs.snapshot``, ...
+
+Inputs by kind (``base_version`` everywhere; ``output_model`` names the registered result):
+
+- ``sft``: ``dataset``, ``target_field`` (the column the model learns to write), ``template``
+  (default: the project's) -> ``train.jsonl``/``eval.jsonl`` of ``{prompt, completion}``.
+- ``reward_model``, ``dpo``: ``snapshot`` -> its ``train.jsonl``/``eval.jsonl`` pair files.
+- ``rlhf``: ``dataset``, ``template``, ``reward_version`` -> prompt files and the reward model.
+- ``evaluate``: ``dataset``, ``split`` (default test), ``reference_field``, ``templates`` (ids; the
+  prompt sweep's variants, default the project's), ``reward_version``, ``kl_base_version`` (default:
+  the evaluated version's base), ``limit`` -> ``data.jsonl`` of ``{id, reference, prompts}``.
+"""
+
+import contextlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from config.exceptions import ServiceError
+from labeling import templating
+from labeling.models import Dataset, PreferenceSnapshot, Project, PromptRow, PromptTemplate, SnapshotStatus, Split
+from labeling.services.snapshots import snapshot_file
+from models_registry import storage
+from models_registry.models import ArtifactFormat, ModelVersion, Task
+
+MAX_ROWS = 200_000
+KINDS = ("sft", "reward_model", "dpo", "rlhf", "evaluate")
+# The config fields each input fills; a config may not set them itself when the input is given.
+FILLS = {
+    "base_version": ("model_path", "gguf_file"),
+    "snapshot": ("train_file", "eval_file"),
+    "dataset": ("train_file", "eval_file", "data_file"),
+    "reward_version": ("reward_model_path",),
+    "kl_base_version": ("base_model_path",),
+}
+KNOWN = {
+    "sft": ("base_version", "dataset", "template", "target_field", "limit", "output_model"),
+    "reward_model": ("base_version", "snapshot", "output_model"),
+    "dpo": ("base_version", "snapshot", "output_model"),
+    "rlhf": ("base_version", "dataset", "template", "reward_version", "limit", "output_model"),
+    "evaluate": (
+        "base_version",
+        "dataset",
+        "split",
+        "reference_field",
+        "templates",
+        "reward_version",
+        "kl_base_version",
+        "limit",
+    ),
+}
+OUTPUT_TASK = {"sft": Task.CAUSAL_LM, "dpo": Task.CAUSAL_LM, "rlhf": Task.CAUSAL_LM, "reward_model": Task.REWARD_MODEL}
+
+
+def _error(key: str, message: str) -> ServiceError:
+    return ServiceError(f"{key}: {message}", errors={key: [message]})
+
+
+@dataclass
+class Resolved:
+    config: dict[str, Any] = field(default_factory=dict)  # fields the platform fills
+    files: dict[str, list[dict]] = field(default_factory=dict)  # run-folder file name -> JSONL rows
+    inputs: dict[str, Any] = field(default_factory=dict)  # what the run records (ids, names, counts)
+
+
+def _int_input(inputs: dict, name: str, *, required: bool = False) -> int | None:
+    value = inputs.get(name)
+    if value is None:
+        if required:
+            raise _error(f"inputs.{name}", "required")
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise _error(f"inputs.{name}", f"expected an id (a positive integer), got {value!r:.40}")
+    return value
+
+
+def _str_input(inputs: dict, name: str, *, required: bool = False) -> str | None:
+    value = inputs.get(name)
+    if value is None or value == "":
+        if required:
+            raise _error(f"inputs.{name}", "required")
+        return None
+    if not isinstance(value, str):
+        raise _error(f"inputs.{name}", f"expected a string, got {type(value).__name__}")
+    return value
+
+
+REGISTRY_PREFIX = "registry:"
+
+
+def version_folder(version: ModelVersion) -> str:
+    """The version's folder as the run's config names it. With artifacts on S3 the worker downloads
+    it when the run starts (``registry:<path>``, see ``materialize_config``), never the web process."""
+    if storage.on_s3():
+        return f"{REGISTRY_PREFIX}{version.artifact_path}"
+    return str(storage.local_path(version.artifact_path))
+
+
+def materialize_config(config: dict) -> dict:
+    """The config with every ``registry:<path>`` value replaced by a local folder (the worker side)."""
+    return {
+        key: str(storage.materialize(value.removeprefix(REGISTRY_PREFIX)))
+        if isinstance(value, str) and value.startswith(REGISTRY_PREFIX)
+        else value
+        for key, value in config.items()
+    }
+
+
+def _version(inputs: dict, name: str, *, tasks: tuple[str, ...], required: bool = False) -> ModelVersion | None:
+    version_id = _int_input(inputs, name, required=required)
+    if version_id is None:
+        return None
+    version = ModelVersion.objects.select_related("model", "base_version").filter(pk=version_id).first()
+    if version is None:
+        raise _error(f"inputs.{name}", f"there is no model version {version_id}")
+    if version.model.task not in tasks:
+        raise _error(
+            f"inputs.{name}",
+            f"{version.model.name} v{version.version} is a {version.model.task} model; "
+            f"this input takes {' or '.join(tasks)}",
+        )
+    if version.format == ArtifactFormat.GGUF:
+        raise _error(
+            f"inputs.{name}",
+            f"{version.model.name} v{version.version} is a GGUF file; training and scoring read Hugging Face "
+            "folders (import_pip_models registers SmolLM2 as one)",
+        )
+    return version
+
+
+def _base_model(resolved: Resolved, inputs: dict, *, kind: str, adapter_ok: bool = False) -> ModelVersion | None:
+    tasks = (Task.CAUSAL_LM,) if kind != "reward_model" else (Task.CAUSAL_LM, Task.CLASSIFIER, Task.REWARD_MODEL)
+    version = _version(inputs, "base_version", tasks=tasks)
+    if version is None:
+        return None
+    if version.is_adapter:
+        if not adapter_ok or version.base_version is None:
+            raise _error(
+                "inputs.base_version",
+                f"{version.model.name} v{version.version} is an adapter; use its merged version",
+            )
+        resolved.config["model_path"] = version_folder(version.base_version)
+        resolved.config["adapter_path"] = version_folder(version)
+    else:
+        resolved.config["model_path"] = version_folder(version)
+    resolved.inputs["base_version"] = version.pk
+    resolved.inputs["base_model"] = f"{version.model.name} v{version.version}"
+    return version
+
+
+def _snapshot(resolved: Resolved, inputs: dict, project: Project | None) -> None:
+    snapshot_id = _int_input(inputs, "snapshot", required=True)
+    snapshot = PreferenceSnapshot.objects.filter(pk=snapshot_id).first()
+    if snapshot is None or (project is not None and snapshot.project_id != project.pk):
+        where = f" in project {project.pk}" if project is not None else ""
+        raise _error("inputs.snapshot", f"there is no snapshot {snapshot_id}{where}")
+    if snapshot.status != SnapshotStatus.READY:
+        raise _error("inputs.snapshot", f"snapshot v{snapshot.version} is {snapshot.status}, not ready")
+    try:
+        resolved.config["train_file"] = str(snapshot_file(snapshot=snapshot, split=Split.TRAIN, file_format="jsonl"))
+    except ServiceError:
+        raise _error("inputs.snapshot", f"snapshot v{snapshot.version} has no train pairs") from None
+    with contextlib.suppress(ServiceError):  # no eval pairs: the run trains without an eval split
+        resolved.config["eval_file"] = str(snapshot_file(snapshot=snapshot, split=Split.EVAL, file_format="jsonl"))
+    resolved.inputs["snapshot"] = snapshot.pk
+    resolved.inputs["snapshot_counts"] = snapshot.counts
+
+
+def _dataset(inputs: dict, project: Project | None) -> Dataset:
+    dataset_id = _int_input(inputs, "dataset", required=True)
+    query = Dataset.objects.filter(pk=dataset_id)
+    if project is not None:
+        query = query.filter(project=project)
+    dataset = query.first()
+    if dataset is None:
+        raise _error(
+            "inputs.dataset", f"there is no dataset {dataset_id}{f' in project {project.pk}' if project else ''}"
+        )
+    return dataset
+
+
+def _template(inputs: dict, project: Project | None, name: str = "template") -> PromptTemplate:
+    template_id = _int_input(inputs, name)
+    if template_id is None:
+        if project is None or project.prompt_template is None:
+            raise _error(f"inputs.{name}", "required (the run's project has no default template)")
+        return project.prompt_template
+    query = PromptTemplate.objects.filter(pk=template_id)
+    if project is not None:
+        query = query.filter(project=project)
+    template = query.first()
+    if template is None:
+        raise _error(f"inputs.{name}", f"there is no template {template_id}")
+    return template
+
+
+def _render(template: PromptTemplate, row: PromptRow, key: str) -> str:
+    try:
+        return templating.render_prompt(
+            text=template.text,
+            row=row.data,
+            examples=template.examples,
+            example_text=template.example_text,
+            example_separator=template.example_separator,
+        )
+    except templating.TemplateError as exc:
+        raise _error(key, f"template {template.name!r} cannot render row {row.index}: {exc.message}") from None
+
+
+def _rows(dataset: Dataset, inputs: dict, *, splits: tuple[str, ...] | None = None):
+    limit = _int_input(inputs, "limit")
+    rows = PromptRow.objects.filter(dataset=dataset).order_by("index")
+    if splits is not None:
+        rows = rows.filter(split__in=splits)
+    return rows[: min(limit or MAX_ROWS, MAX_ROWS)]
+
+
+def _field_text(row: PromptRow, name: str, key: str) -> str:
+    value = row.data.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise _error(key, f"row {row.index} of the dataset has no text in field {name!r}")
+    return value
+
+
+def _sft(resolved: Resolved, inputs: dict, project: Project | None) -> None:
+    dataset = _dataset(inputs, project)
+    template = _template(inputs, project)
+    target = _str_input(inputs, "target_field", required=True)
+    by_split: dict[str, list[dict]] = {"train.jsonl": [], "eval.jsonl": []}
+    for row in _rows(dataset, inputs, splits=(Split.TRAIN, Split.EVAL)).iterator(chunk_size=2000):
+        prompt = _render(template, row, "inputs.template")
+        completion = _field_text(row, target, "inputs.target_field")
+        name = "train.jsonl" if row.split == Split.TRAIN else "eval.jsonl"
+        by_split[name].append({"prompt": prompt, "completion": " " + completion.strip(), "row_index": row.index})
+    if not by_split["train.jsonl"]:
+        raise _error("inputs.dataset", f"dataset {dataset.name!r} has no train rows")
+    resolved.files["train.jsonl"] = by_split["train.jsonl"]
+    resolved.config["train_file"] = "train.jsonl"
+    if by_split["eval.jsonl"]:
+        resolved.files["eval.jsonl"] = by_split["eval.jsonl"]
+        resolved.config["eval_file"] = "eval.jsonl"
+    resolved.inputs.update(
+        dataset=dataset.pk,
+        template=template.pk,
+        target_field=target,
+        rows={k.removesuffix(".jsonl"): len(v) for k, v in by_split.items()},
+    )
+
+
+def _prompt_files(resolved: Resolved, inputs: dict, project: Project | None) -> None:
+    dataset = _dataset(inputs, project)
+    template = _template(inputs, project)
+    files: dict[str, list[dict]] = {"train.jsonl": [], "eval.jsonl": []}
+    for row in _rows(dataset, inputs, splits=(Split.TRAIN, Split.EVAL)).iterator(chunk_size=2000):
+        name = "train.jsonl" if row.split == Split.TRAIN else "eval.jsonl"
+        files[name].append({"prompt_id": row.pk, "prompt": _render(template, row, "inputs.template")})
+    if not files["train.jsonl"]:
+        raise _error("inputs.dataset", f"dataset {dataset.name!r} has no train rows")
+    resolved.files["train.jsonl"] = files["train.jsonl"]
+    resolved.config["train_file"] = "train.jsonl"
+    if files["eval.jsonl"]:
+        resolved.files["eval.jsonl"] = files["eval.jsonl"]
+        resolved.config["eval_file"] = "eval.jsonl"
+    resolved.inputs.update(dataset=dataset.pk, template=template.pk, prompts={k: len(v) for k, v in files.items()})
+
+
+def _reward(resolved: Resolved, inputs: dict, *, required: bool) -> None:
+    version = _version(inputs, "reward_version", tasks=(Task.REWARD_MODEL, Task.CLASSIFIER), required=required)
+    if version is not None:
+        resolved.config["reward_model_path"] = version_folder(version)
+        resolved.inputs["reward_version"] = version.pk
+
+
+def _evaluate(resolved: Resolved, inputs: dict, project: Project | None, evaluated: ModelVersion | None) -> None:
+    dataset = _dataset(inputs, project)
+    split = _str_input(inputs, "split") or Split.TEST
+    if split not in Split.values:
+        raise _error("inputs.split", f"unknown split {split!r}; use one of {', '.join(Split.values)}")
+    reference = _str_input(inputs, "reference_field", required=True)
+    template_ids = inputs.get("templates")
+    if template_ids is None:
+        templates = [_template({}, project)]
+    else:
+        if not isinstance(template_ids, list) or not template_ids:
+            raise _error("inputs.templates", "expected a non-empty list of template ids")
+        templates = [_template({"template": t}, project, "template") for t in template_ids]
+    names = [re.sub(r"[^A-Za-z0-9_.-]+", "_", t.name) or f"template_{t.pk}" for t in templates]
+    if len(set(names)) != len(names):
+        raise _error("inputs.templates", "two templates have the same name; variants are named after templates")
+    rows = []
+    for row in _rows(dataset, inputs, splits=(split,)).iterator(chunk_size=2000):
+        prompts = {name: _render(t, row, "inputs.templates") for name, t in zip(names, templates, strict=True)}
+        rows.append(
+            {"id": row.index, "reference": _field_text(row, reference, "inputs.reference_field"), "prompts": prompts}
+        )
+    if not rows:
+        raise _error("inputs.split", f"dataset {dataset.name!r} has no {split} rows")
+    resolved.files["data.jsonl"] = rows
+    resolved.config["data_file"] = "data.jsonl"
+    kl_base = _version(inputs, "kl_base_version", tasks=(Task.CAUSAL_LM,))
+    if kl_base is None and evaluated is not None and evaluated.base_version is not None:
+        kl_base = evaluated.base_version
+        if kl_base.is_adapter:
+            kl_base = None
+    if kl_base is not None:
+        resolved.config["base_model_path"] = version_folder(kl_base)
+        resolved.inputs["kl_base_version"] = kl_base.pk
+    resolved.inputs.update(
+        dataset=dataset.pk, split=split, reference_field=reference, templates=[t.pk for t in templates], rows=len(rows)
+    )
+
+
+def resolve_inputs(*, kind: str, inputs: dict, config: dict, project: Project | None) -> Resolved:
+    """The config fields and files a run of ``kind`` needs from its ``inputs``; 400s name the field."""
+    resolved = Resolved()
+    if kind not in KNOWN:
+        return resolved
+    unknown = sorted(set(inputs) - set(KNOWN[kind]))
+    if unknown:
+        raise _error(f"inputs.{unknown[0]}", f"unknown input for {kind}; known: {', '.join(KNOWN[kind])}")
+    for name, fields in FILLS.items():
+        if inputs.get(name) is not None:
+            clash = [f for f in fields if config.get(f) is not None]
+            if clash:
+                raise _error(f"config.{clash[0]}", f"set by inputs.{name}; give one or the other")
+    if inputs.get("base_version") is None and not config.get("model_path"):
+        raise _error("inputs.base_version", "required: the registered model version to start from")
+    base = _base_model(resolved, inputs, kind=kind, adapter_ok=kind == "evaluate")
+    if kind == "sft":
+        _sft(resolved, inputs, project)
+    elif kind in ("reward_model", "dpo"):
+        _snapshot(resolved, inputs, project)
+    elif kind == "rlhf":
+        _prompt_files(resolved, inputs, project)
+        _reward(resolved, inputs, required="reward_function" not in config)
+    elif kind == "evaluate":
+        _evaluate(resolved, inputs, project, base)
+        _reward(resolved, inputs, required=False)
+    if kind in OUTPUT_TASK:
+        resolved.inputs["output_model"] = output_model_name(kind, inputs, base)
+    return resolved
+
+
+def output_model_name(kind: str, inputs: dict, base: ModelVersion | None) -> str:
+    from models_registry.models import NAME_RE
+
+    name = _str_input(inputs, "output_model")
+    if name is None:
+        stem = base.model.name if base is not None else "model"
+        name = f"{stem}-{kind.replace('_', '-')}"[:100]
+    if not re.fullmatch(NAME_RE, name):
+        raise _error("inputs.output_model", f"{name!r}: use 1-100 letters, digits, '.', '_' or '-'")
+    return name
+
+
+def run_start(*, kind: str, config: dict, inputs: dict, project: Project | None, created_by):
+    """A queued run of any kind from the API: inputs resolved, files written, config validated."""
+    import json
+
+    from training.ml.configs import available_configs
+    from training.services import runs
+
+    if kind not in available_configs():
+        runs.run_validate_config(kind=kind, config=config)  # the 400 says which kinds are available
+    resolved = resolve_inputs(kind=kind, inputs=inputs, config=config, project=project)
+    if not resolved.config and not resolved.files:
+        return runs.run_create(kind=kind, config=config, inputs=inputs, project=project, created_by=created_by)
+
+    def write_files(run, folder) -> None:
+        for name, rows in resolved.files.items():
+            with open(folder / name, "w", encoding="utf-8") as handle:
+                for row in rows:
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    return runs.run_create(
+        kind=kind,
+        config={**config, **resolved.config},
+        inputs={**inputs, **resolved.inputs},
+        project=project,
+        created_by=created_by,
+        prepare=write_files if resolved.files else None,
+    )

@@ -1,0 +1,120 @@
+"""What a finished training run leaves in the registry.
+
+A successful ``sft``/``reward_model``/``dpo``/``rlhf`` run's result lists its outputs
+(``training.ml.hf_training``: ``{"dir", "task", "role"}``); each becomes a version of the run's
+``output_model`` with its lineage: base version, snapshot, run, and the run's metrics. Adapters are
+registered first; a merged model names the adapter's base as its base too. An ``evaluate`` run's
+metrics table is written into the evaluated version's ``metrics["evaluations"]`` (by run id), so a
+version carries its own scores and can be compared with its base.
+
+Registration happens once, when the run succeeded; the folders are moved (not copied) out of the run
+folder into the store. A failure here fails the run with the reason (the supervisor's handler rule).
+"""
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from django.db import transaction
+
+from models_registry.models import ModelVersion
+from models_registry.services import model_version_register
+from training.models import TrainingRun
+
+logger = logging.getLogger(__name__)
+
+REGISTERING_KINDS = ("sft", "reward_model", "dpo", "rlhf")
+ROLE_ORDER = {"adapter": 0, "full": 1, "merged": 2}
+MAX_EVALUATIONS_KEPT = 20
+
+
+def _summary(metrics: dict) -> dict:
+    """Scalars only: the registry's metrics summary, not the run's curves."""
+    return {k: v for k, v in (metrics or {}).items() if isinstance(v, int | float | str | bool) or v is None}
+
+
+@dataclass
+class OutputsRegistrar:
+    run: TrainingRun
+    folder: Path
+    registered: list[dict] = field(default_factory=list)
+    KINDS: ClassVar[tuple[str, ...]] = (*REGISTERING_KINDS, "evaluate")
+
+    @classmethod
+    def for_run(cls, run: TrainingRun, folder: Path) -> "OutputsRegistrar | None":
+        if run.kind in cls.KINDS:
+            return cls(run=run, folder=folder)
+        return None
+
+    def on_artifact(self, event: dict) -> int:
+        return 0
+
+    def finish(self, *, result: dict, succeeded: bool) -> dict[str, Any]:
+        if not succeeded:
+            return {}
+        if self.run.kind == "evaluate":
+            return evaluation_store(run=self.run, result=result)
+        self.registered = outputs_register(run=self.run, folder=self.folder, result=result)
+        return {"registered": self.registered}
+
+
+def outputs_register(*, run: TrainingRun, folder: Path, result: dict) -> list[dict]:
+    outputs = result.get("outputs") or []
+    if not isinstance(outputs, list):
+        raise ValueError("the run's result has no list of outputs")
+    base = ModelVersion.objects.filter(pk=run.inputs.get("base_version")).first()
+    name = run.inputs.get("output_model") or f"run-{run.pk}"
+    metrics = _summary(result.get("metrics") or {})
+    registered = []
+    for entry in sorted(outputs, key=lambda o: ROLE_ORDER.get(o.get("role"), 9)):
+        path = (folder / str(entry["dir"])).resolve()
+        if folder.resolve() not in path.parents or not path.is_dir():
+            raise ValueError(f"output {entry['dir']!r} is not a folder inside the run's folder")
+        role = entry.get("role", "full")
+        version = model_version_register(
+            model_name=name,
+            task=entry["task"],
+            folder=path,
+            fmt=None,
+            base_version=base,
+            run_id=run.pk,
+            snapshot_id=run.inputs.get("snapshot"),
+            metrics=metrics,
+            tags=[run.kind, role, *([run.config["algorithm"]] if run.config.get("algorithm") else [])],
+            created_by=run.created_by,
+            copy=False,
+            merged=role == "merged" and base is not None,
+            description=f"{run.kind} run {run.pk}",
+        )
+        registered.append(
+            {
+                "id": version.pk,
+                "model": version.model.name,
+                "model_id": version.model_id,
+                "version": version.version,
+                "role": role,
+            }
+        )
+        logger.info("run %s registered %s v%s (%s)", run.pk, version.model.name, version.version, role)
+    return registered
+
+
+@transaction.atomic
+def evaluation_store(*, run: TrainingRun, result: dict) -> dict[str, Any]:
+    """The evaluate run's table into the evaluated version's metrics (kept per run, newest last)."""
+    version = ModelVersion.objects.select_for_update().filter(pk=run.inputs.get("base_version")).first()
+    if version is None:
+        return {}
+    entry = {
+        "run": run.pk,
+        "dataset": run.inputs.get("dataset"),
+        "split": run.inputs.get("split"),
+        "summary": _summary(result.get("metrics") or {}),
+        "table": result.get("table") or [],
+    }
+    evaluations = [e for e in (version.metrics or {}).get("evaluations", []) if e.get("run") != run.pk]
+    evaluations = [*evaluations, entry][-MAX_EVALUATIONS_KEPT:]
+    version.metrics = {**(version.metrics or {}), "evaluations": evaluations}
+    version.save(update_fields=["metrics"])
+    return {"evaluated_version": version.pk}
