@@ -3,13 +3,22 @@ import { Workspace } from "./labeler/Workspace";
 import { Login } from "./pages/Login";
 import { Projects } from "./pages/Projects";
 import { Link, match, usePath } from "./router";
+import { RunPage } from "./runs/RunPage";
 import { SessionProvider, useSession } from "./session";
 
 function Routes({ path }: { path: string }) {
   let params = match("/projects/:id/label", path);
   if (params) return <Workspace projectId={Number(params.id)} />;
-  params = match("/projects/:id/admin", path) ?? match("/projects/:id/admin/:tab", path);
+  params = match("/projects/:id/admin", path) ?? match("/projects/:id/admin/:tab", path) ?? match("/projects/:id/admin/runs/:run", path);
   if (params) return <Console projectId={Number(params.id)} />;
+  params = match("/runs/:id", path);
+  if (params) {
+    return (
+      <section className="console">
+        <RunPage runId={Number(params.id)} />
+      </section>
+    );
+  }
   if (path === "/" || path === "/projects") return <Projects />;
   return (
     <p>

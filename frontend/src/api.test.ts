@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { apiUrl } from "./api";
+import { apiUrl, clockOffset } from "./api";
 
 describe("apiUrl", () => {
   it("joins a path under /api/", () => {
@@ -14,5 +14,20 @@ describe("apiUrl", () => {
 
   it("refuses to climb out of the API root", () => {
     expect(() => apiUrl("../admin/")).toThrow(/not allowed/);
+  });
+});
+
+describe("clockOffset", () => {
+  const local = Date.parse("2025-03-01T10:00:00.000Z");
+
+  it("reads how far the server's clock is ahead from its Date header", () => {
+    expect(clockOffset("Sat, 01 Mar 2025 10:05:00 GMT", local)).toBe(300_500);
+    expect(clockOffset("Sat, 01 Mar 2025 09:59:00 GMT", local)).toBe(-59_500);
+  });
+
+  it("calls a difference of under two seconds noise, and ignores a missing or bad header", () => {
+    expect(clockOffset("Sat, 01 Mar 2025 10:00:01 GMT", local)).toBe(0);
+    expect(clockOffset(null, local)).toBeNull();
+    expect(clockOffset("yesterday-ish", local)).toBeNull();
   });
 });

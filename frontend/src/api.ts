@@ -31,6 +31,26 @@ export class ApiError extends Error {
 /** A request that never reached the server or whose answer was lost (offline, connection reset). */
 export class NetworkError extends Error {}
 
+/** How far the server's clock is ahead of this device's, in ms, from the Date header of its last answer. */
+let clockOffsetMs = 0;
+
+/**
+ * The clock offset a Date header implies (null without one). The header has whole seconds, so the
+ * server's time lies in [D, D + 1 s): take the middle, and call anything under 2 s noise (0).
+ */
+export function clockOffset(dateHeader: string | null, localNow: number): number | null {
+  if (!dateHeader) return null;
+  const server = Date.parse(dateHeader);
+  if (Number.isNaN(server)) return null;
+  const offset = server + 500 - localNow;
+  return Math.abs(offset) < 2000 ? 0 : Math.round(offset);
+}
+
+/** The server's time now, as best this device knows it (for lease expiries: the server decides them). */
+export function serverNow(): number {
+  return Date.now() + clockOffsetMs;
+}
+
 export function csrfToken(cookie: string = typeof document === "undefined" ? "" : document.cookie): string {
   const match = cookie.split(";").map((c) => c.trim()).find((c) => c.startsWith("csrftoken="));
   return match ? decodeURIComponent(match.slice("csrftoken=".length)) : "";
@@ -51,6 +71,8 @@ export async function request<T>(method: string, path: string, body?: unknown, p
   } catch (error) {
     throw new NetworkError(error instanceof Error ? error.message : String(error));
   }
+  const offset = clockOffset(response.headers.get("Date"), Date.now());
+  if (offset !== null) clockOffsetMs = offset;
   if (response.status === 204) return undefined as T;
   const text = await response.text();
   let data: unknown = undefined;

@@ -2,6 +2,7 @@
  * Admins edit; reviewers get the same screens read-only (edit controls hidden or disabled). */
 import { api, type Project } from "../api";
 import { Link, match, usePath } from "../router";
+import { RunPage } from "../runs/RunPage";
 import { CriteriaTab } from "./CriteriaTab";
 import { DatasetsTab } from "./DatasetsTab";
 import { ExternalTab } from "./ExternalTab";
@@ -31,7 +32,8 @@ export type TabProps = { project: Project; canEdit: boolean; onProjectChange: (p
 
 export function Console({ projectId }: { projectId: number }) {
   const path = usePath();
-  const tab = match("/projects/:id/admin/:tab", path)?.tab ?? "settings";
+  const runId = match("/projects/:id/admin/runs/:run", path)?.run;
+  const tab = runId ? "runs" : (match("/projects/:id/admin/:tab", path)?.tab ?? "settings");
   const { data: project, error, setData } = useLoad(() => api.get<Project>(`projects/${projectId}/`), String(projectId));
 
   if (error) return <ErrorNote error={error} />;
@@ -72,7 +74,8 @@ export function Console({ projectId }: { projectId: number }) {
         {tab === "imports" && <ImportsTab {...props} />}
         {tab === "quality" && <QualityTab {...props} />}
         {tab === "snapshots" && <SnapshotsTab {...props} />}
-        {tab === "runs" && <ExternalTab kind="runs" projectId={project.id} />}
+        {tab === "runs" && !runId && <ExternalTab kind="runs" projectId={project.id} />}
+        {tab === "runs" && runId && <RunPage runId={Number(runId)} backHref={`/projects/${project.id}/admin/runs`} />}
         {tab === "models" && <ExternalTab kind="models" projectId={project.id} />}
         {!known && <p>No tab named “{tab}”.</p>}
       </div>

@@ -1,9 +1,15 @@
 /** Runs and Models live in other apps (/api/runs/, /api/models/). Where the server has no such
- * endpoint (404) the tab says so plainly; where it answers, the tab lists what it returns. */
+ * endpoint (404) the tab says so plainly; where it answers, the tab lists what it returns. Each run
+ * links to its page; the list refreshes itself while a run is queued or running. */
+import { useEffect } from "react";
 import { ApiError, api, type Page } from "../api";
+import { Link } from "../router";
+import { isTerminal, stateTone } from "../runs/runEvents";
 import { formatWhen } from "./format";
 import { useLoad } from "./hooks";
-import { ErrorNote } from "./ui";
+import { Badge, ErrorNote } from "./ui";
+
+const RUNS_POLL_MS = 3000;
 
 type Item = Record<string, unknown>;
 
@@ -34,8 +40,22 @@ function cell(column: string, value: unknown): string {
   return String(value);
 }
 
+function RunCell({ column, item, projectId }: { column: string; item: Item; projectId: number }) {
+  if (column === "id") return <Link href={`/projects/${projectId}/admin/runs/${String(item.id)}`}>Run {String(item.id)}</Link>;
+  if (column === "state" && typeof item.state === "string") return <Badge tone={stateTone(item.state)}>{item.state}</Badge>;
+  return <>{cell(column, item[column])}</>;
+}
+
 export function ExternalTab({ kind, projectId }: { kind: "runs" | "models"; projectId: number }) {
   const items = useLoad(() => loadItems(kind, projectId), `${kind}:${projectId}`);
+  const live = kind === "runs" && (items.data ?? []).some((item) => typeof item.state === "string" && !isTerminal(item.state));
+
+  useEffect(() => {
+    if (!live) return;
+    const timer = setInterval(() => void items.reload(), RUNS_POLL_MS);
+    return () => clearInterval(timer);
+  }, [live, items.reload]);
+
   const title = kind === "runs" ? "Training runs" : "Models";
   if (items.error instanceof ApiError && items.error.status === 404) {
     return (
@@ -70,7 +90,7 @@ export function ExternalTab({ kind, projectId }: { kind: "runs" | "models"; proj
               <tr key={String(item.id ?? i)}>
                 {columns.map((c) => (
                   <td key={c} className={c === "error" ? "clip" : undefined}>
-                    {cell(c, item[c])}
+                    {kind === "runs" ? <RunCell column={c} item={item} projectId={projectId} /> : cell(c, item[c])}
                   </td>
                 ))}
               </tr>

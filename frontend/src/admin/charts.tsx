@@ -1,6 +1,6 @@
-/** Plain SVG plots for the quality dashboard: a time series, per-labeler bars, the rank distribution. */
+/** Plain SVG plots: the quality dashboard's time series, per-labeler bars and rank distribution; a run's metric by step. */
 import { useWidth } from "./hooks";
-import { formatPercent, labelEvery, linePath, median, niceDomain, niceTicks, scaleLinear } from "./scale";
+import { formatNumber, formatPercent, labelEvery, linePath, median, niceDomain, niceTicks, scaleLinear } from "./scale";
 
 export const COLORS = { blue: "#2456d6", orange: "#c2410c", green: "#1a7f37", red: "#b42318", gray: "#8a94a3", grid: "#e6e9ee", dark: "#1c1f24", amber: "#b45309" };
 
@@ -264,5 +264,53 @@ export function Sparkline({ values, width = 160, height = 26, label }: { values:
         v ? <rect key={i} x={i * band + band * 0.1} width={Math.max(1, band * 0.8)} y={height - (v / top) * (height - 2)} height={(v / top) * (height - 2)} fill={COLORS.blue} /> : null,
       )}
     </svg>
+  );
+}
+
+type StepChartProps = {
+  title: string;
+  points: { step: number; value: number | null }[];
+  color?: string;
+  height?: number;
+  yFormat?: (value: number) => string;
+};
+
+/** One metric against a numeric x (the training step): a line broken where the value is missing. */
+export function StepChart({ title, points, color = COLORS.blue, height = 180, yFormat = (v) => formatNumber(v, 4) }: StepChartProps) {
+  const [ref, width] = useWidth<HTMLElement>(360);
+  const steps = points.map((p) => p.step);
+  const values = points.map((p) => p.value).filter((v): v is number => v !== null);
+  const xDomain: [number, number] = steps.length ? [Math.min(...steps), Math.max(...steps)] : [0, 1];
+  const yDomain = values.length ? niceDomain(Math.min(...values), Math.max(...values), 4) : ([0, 1] as [number, number]);
+  const m = { top: 10, right: 14, bottom: 28, left: 56 };
+  const x = scaleLinear(xDomain, [m.left, width - m.right]);
+  const y = scaleLinear(yDomain, [height - m.bottom, m.top]);
+  const xTicks = niceTicks(xDomain[0], xDomain[1], Math.max(2, Math.floor((width - m.left - m.right) / 80)));
+  const last = [...points].reverse().find((p) => p.value !== null);
+  return (
+    <figure className="chart" ref={ref} data-metric={title}>
+      <figcaption>
+        {title}
+        {last && last.value !== null && <span className="muted small">{`  ${yFormat(last.value)} at step ${last.step}`}</span>}
+      </figcaption>
+      <svg width={width} height={height} viewBox={`0 0 ${width} ${height}`} role="img" aria-label={`${title} by step`}>
+        {niceTicks(yDomain[0], yDomain[1], 4).map((tick) => (
+          <g key={tick}>
+            <line x1={m.left} x2={width - m.right} y1={y(tick)} y2={y(tick)} stroke={COLORS.grid} />
+            <text x={m.left - 6} y={y(tick) + 4} textAnchor="end" className="tick">
+              {yFormat(tick)}
+            </text>
+          </g>
+        ))}
+        <line x1={m.left} x2={width - m.right} y1={height - m.bottom} y2={height - m.bottom} stroke={COLORS.gray} />
+        {xTicks.map((tick) => (
+          <text key={tick} x={x(tick)} y={height - m.bottom + 16} textAnchor="middle" className="tick">
+            {tick}
+          </text>
+        ))}
+        <path d={linePath(points.map((p) => (p.value === null ? null : [x(p.step), y(p.value)])))} fill="none" stroke={color} strokeWidth={2} />
+        {points.length === 1 && points[0].value !== null && <circle cx={x(points[0].step)} cy={y(points[0].value)} r={3} fill={color} />}
+      </svg>
+    </figure>
   );
 }

@@ -1,18 +1,50 @@
-import { useEffect, useRef } from "react";
+import { useEffect, useRef, type KeyboardEvent } from "react";
+import { FOCUSABLE, trapTarget } from "./focusTrap";
 import { KEY_HELP } from "./ranking";
 
-/** The `?` overlay: the whole key map, and the mouse's ways. Esc or ? closes it. */
+/**
+ * The `?` overlay: the whole key map, and the mouse's ways. A modal dialog: focus moves into it on
+ * opening, Tab and Shift-Tab cycle inside it, Esc (or ?, see Workspace) closes it and focus goes back
+ * to where it was.
+ */
 export function HelpOverlay({ k, onClose }: { k: number; onClose: () => void }) {
+  const dialog = useRef<HTMLDivElement>(null);
   const close = useRef<HTMLButtonElement>(null);
   useEffect(() => {
     const previous = document.activeElement as HTMLElement | null;
     close.current?.focus();
-    return () => previous?.focus?.();
+    // Focus that lands outside (a click elsewhere, a screen reader's jump) is brought back in.
+    const keepInside = (event: FocusEvent) => {
+      const root = dialog.current;
+      if (root && event.target instanceof Node && !root.contains(event.target)) close.current?.focus();
+    };
+    document.addEventListener("focusin", keepInside);
+    return () => {
+      document.removeEventListener("focusin", keepInside);
+      previous?.focus?.();
+    };
   }, []);
+
+  const onKeyDown = (event: KeyboardEvent<HTMLDivElement>) => {
+    if (event.key === "Escape") {
+      event.preventDefault();
+      onClose();
+      return;
+    }
+    if (event.key !== "Tab" || !dialog.current) return;
+    const items = Array.from(dialog.current.querySelectorAll<HTMLElement>(FOCUSABLE));
+    const active = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+    const target = items.length ? trapTarget(items, active, event.shiftKey) : dialog.current;
+    if (target) {
+      event.preventDefault();
+      target.focus();
+    }
+  };
+
   const example = Array.from({ length: Math.min(k, 3) }, (_, i) => String(i + 1));
   return (
     <div className="lw-overlay" onMouseDown={(event) => event.target === event.currentTarget && onClose()}>
-      <div className="lw-dialog" role="dialog" aria-modal="true" aria-labelledby="lw-help-title">
+      <div className="lw-dialog" role="dialog" aria-modal="true" aria-labelledby="lw-help-title" ref={dialog} tabIndex={-1} onKeyDown={onKeyDown}>
         <h2 id="lw-help-title">Keyboard shortcuts</h2>
         <p>
           Rank in reading order. The <b>selected</b> completion is outlined; type its rank and the next one without a mark

@@ -11,6 +11,7 @@ import { ApiError, NetworkError, api, withRetry, type Criterion, type Page, type
 import { Link } from "../router";
 import { CompletionCard, keepFocus, markLabel } from "./CompletionCard";
 import { HelpOverlay } from "./HelpOverlay";
+import { LeaseWarning } from "./LeaseWarning";
 import { Markdown } from "./Markdown";
 import { OrderBoard } from "./OrderBoard";
 import {
@@ -312,6 +313,17 @@ export function Workspace({ projectId }: { projectId: number }) {
     await nextComparison("Skipped.");
   }, [nextComparison, refreshProgress]);
 
+  // After the lease expired: leave this comparison (the server never leases it to this labeler again)
+  // and lease the next one. A late submit stays possible: it is stored if nobody took the slot.
+  const leaveExpired = useCallback(() => {
+    const current = leaseRef.current;
+    if (!current || busyRef.current) return;
+    submitted.current.add(current.assignment.id);
+    forgetTask(current.assignment.id);
+    setError("");
+    void nextComparison("Your lease had expired.");
+  }, [nextComparison]);
+
   // ---- keyboard ----
 
   const announceMark = (state: RankingState, orderIndex: number, index: number) => {
@@ -540,6 +552,8 @@ export function Workspace({ projectId }: { projectId: number }) {
           </button>
         </div>
       )}
+
+      <LeaseWarning key={lease.assignment.id} lease={lease.assignment} onNext={leaveExpired} disabled={busy !== null} />
 
       <div className="lw-body">
         <div className="lw-main">
