@@ -29,6 +29,9 @@ class Project(models.Model):
     lease_seconds = models.PositiveIntegerField(default=900)
     gold_rate = models.FloatField(default=0.0, help_text="Share of `next` answers drawn from gold items.")
     rank_per_criterion = models.BooleanField(default=False)
+    ai_spot_check_rate = models.FloatField(
+        default=0.1, help_text="Share of AI-labeled comparisons that stay in the human queue, for audit."
+    )
     prompt_template = models.ForeignKey(
         "PromptTemplate", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -54,6 +57,9 @@ class Project(models.Model):
             models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_positive"),
             models.CheckConstraint(condition=Q(lease_seconds__gte=10), name="project_lease_at_least_10s"),
             models.CheckConstraint(condition=Q(gold_rate__gte=0, gold_rate__lte=1), name="project_gold_rate_0_1"),
+            models.CheckConstraint(
+                condition=Q(ai_spot_check_rate__gte=0, ai_spot_check_rate__lte=1), name="project_ai_spot_check_0_1"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -131,6 +137,8 @@ class Comparison(models.Model):
     gold = models.JSONField(null=True, blank=True, help_text="The known order: {ranks: {completion_id: rank}, failed}")
     # Human rankings submitted; changed only while this row is locked (assignment services).
     label_count = models.PositiveIntegerField(default=0)
+    # False once an AI labeled it and it was not picked for a human spot check: humans are not served it.
+    human_queue = models.BooleanField(default=True)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -183,6 +191,7 @@ class Ranking(models.Model):
     """One submit: an order of the K completions per criterion (or one overall order).
 
     ``orders`` is a list of ``{"criterion": id | null, "ranks": {completion_id: rank}, "failed": [id]}``.
+    An AI ranking's order also carries ``"ai": {principle, probability, constitution, run, pairs}``.
     """
 
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="rankings")
@@ -226,3 +235,21 @@ class PreferenceSnapshot(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["project", "version"], name="snapshot_unique_version")]
+
+
+class Constitution(models.Model):
+    """One version of a project's constitution: versions are never edited, a save adds the next one."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="constitutions")
+    version = models.PositiveIntegerField()
+    principles = models.JSONField(help_text="[{key, name, critique_request, revision_request, choice_question}]")
+    note = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project_id", "-version"]
+        constraints = [models.UniqueConstraint(fields=["project", "version"], name="constitution_unique_version")]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} constitution v{self.version}"

@@ -35,6 +35,8 @@ A comparison ranked by one labeler has agreement 1.0 on all its pairs.
   ordered completions, or best vs F). Adjacent completions of a full order of K=4 get 1/3.
 - ``consensus``: ``(votes(winner) - votes(loser)) / voters``, the net vote share: 1.0 when every
   voter agrees, 1/3 for a 2-1 split among three labelers.
+- an AI ranking (``per_labeler``) that kept its judge's pair probabilities: the probability the AI
+  labeler gave to chosen over rejected, so a confident AI label weighs more than a coin flip.
 
 *Consensus.* Votes are counted per unordered pair within one (comparison, criterion) -- criteria
 never mix. The pair is kept, winner chosen, when (1) the winner has strictly more votes than the
@@ -208,6 +210,21 @@ class PairSet:
         return split_pairs(self.pairs)
 
 
+def ai_pair_probabilities(order: Mapping) -> dict[tuple[int, int], float]:
+    """``{(chosen, rejected): p}`` from an AI order's ``ai.pairs`` (``p_a`` = P(a better than b));
+    malformed entries are skipped: the margin then falls back to the rank difference."""
+    result: dict[tuple[int, int], float] = {}
+    details = order.get("ai")
+    for pair in (details.get("pairs") if isinstance(details, Mapping) else None) or ():
+        try:
+            a, b, p_a = int(pair["a"]), int(pair["b"]), float(pair["p_a"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if 0 <= p_a <= 1:
+            result[(a, b)], result[(b, a)] = p_a, 1 - p_a
+    return result
+
+
 def order_levels(order: Mapping, completion_ids: Iterable[int]) -> dict[int, int]:
     """Completion id -> level (0 is best) for one order; F-marked completions share the last level.
 
@@ -297,6 +314,8 @@ def build_pairs(
     # (comparison id, criterion) -> [(ranking, levels)], one entry per labeler's order.
     groups: dict[tuple[int, int | None], list[tuple[RankingData, dict[int, int]]]] = defaultdict(list)
     labelers_used: set[int] = set()
+    # (comparison id, criterion, labeler) -> {(chosen, rejected): probability} of AI rankings.
+    ai_margins: dict[tuple, dict[tuple[int, int], float]] = {}
     for ranking in rankings:
         comparison = by_id.get(ranking.comparison_id)
         if comparison is None:
@@ -319,6 +338,8 @@ def build_pairs(
                     f"ranking of comparison {ranking.comparison_id} by labeler {ranking.labeler_id} is malformed: {exc}"
                 ) from exc
             groups[(comparison.id, criterion)].append((ranking, levels))
+            if "ai" in order:
+                ai_margins[(comparison.id, criterion, ranking.labeler_id)] = ai_pair_probabilities(order)
             counts["orders_used"] += 1
             used = True
         if used:
@@ -392,6 +413,8 @@ def build_pairs(
                         counts["dropped_min_agreement"] += 1
                         continue
                     margin = (levels[rejected] - levels[chosen]) / (len(ids) - 1)
+                    ai_margin = ai_margins.get((comparison_id, criterion, ranking.labeler_id), {})
+                    margin = ai_margin.get((chosen, rejected)) or margin
                     pairs.append(make(chosen, rejected, margin, agreement, ranking.labeler_id, ranking.source))
         else:
             for (a, b), (for_a, for_b, voters, sources) in votes.items():

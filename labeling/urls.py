@@ -1,6 +1,6 @@
 from django.urls import path
 
-from labeling.apis import auth, comparisons, labeling, projects
+from labeling.apis import ai_audit, auth, comparisons, constitutions, labeling, projects
 from labeling.apis import datasets as dataset_apis
 from labeling.apis import snapshots as snapshot_apis
 from labeling.apis import templates as template_apis
@@ -28,6 +28,19 @@ urlpatterns = [
     path("assignments/<int:assignment_id>/skip/", labeling.SkipApi.as_view(), name="assignment-skip"),
     path(P + "stats/", ProjectStatsApi.as_view(), name="project-stats"),
     path(P + "stats/timeline/", ProjectStatsTimelineApi.as_view(), name="project-stats-timeline"),
+    path(P + "stats/ai-audit/", ai_audit.AiAuditApi.as_view(), name="project-ai-audit"),
+    path(P + "stats/ai-audit/disagreements/", ai_audit.AiDisagreementsApi.as_view(), name="project-ai-disagreements"),
+    path(P + "constitutions/", constitutions.ConstitutionListCreateApi.as_view(), name="project-constitutions"),
+    path(
+        P + "constitutions/default/",
+        constitutions.DefaultConstitutionApi.as_view(),
+        name="project-constitution-default",
+    ),
+    path(
+        P + "constitutions/<int:version>/",
+        constitutions.ConstitutionDetailApi.as_view(),
+        name="project-constitution-detail",
+    ),
     path(P + "datasets/", dataset_apis.DatasetListCreateApi.as_view(), name="project-datasets"),
     path(P + "datasets/<int:dataset_id>/", dataset_apis.DatasetDetailApi.as_view(), name="project-dataset-detail"),
     path(P + "datasets/<int:dataset_id>/rows/", dataset_apis.DatasetRowsApi.as_view(), name="project-dataset-rows"),

@@ -68,6 +68,7 @@ class ProjectOutput(serializers.ModelSerializer):
             "overlap",
             "lease_seconds",
             "gold_rate",
+            "ai_spot_check_rate",
             "rank_per_criterion",
             "prompt_template",
             "generation_config",
@@ -89,6 +90,9 @@ class ProjectInput(serializers.Serializer):
     overlap = serializers.IntegerField(min_value=1, max_value=100, required=False)
     lease_seconds = serializers.IntegerField(min_value=10, max_value=7 * 24 * 3600, required=False)
     gold_rate = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+    ai_spot_check_rate = serializers.FloatField(
+        min_value=0.0, max_value=1.0, required=False, help_text="Share of AI-labeled comparisons kept for humans."
+    )
     rank_per_criterion = serializers.BooleanField(required=False)
     generation_config = serializers.JSONField(required=False)
     generation_model = serializers.PrimaryKeyRelatedField(

@@ -16,6 +16,7 @@ class StatsProgressOutput(serializers.Serializer):
     complete = serializers.IntegerField(help_text="Non-gold comparisons with label_count >= overlap.")
     in_progress = serializers.IntegerField(help_text="Other non-gold comparisons with a ranking or a live lease.")
     not_started = serializers.IntegerField()
+    ai_only = serializers.IntegerField(help_text="AI-labeled comparisons taken out of the human queue.")
     gold_total = serializers.IntegerField()
     rankings_total = serializers.IntegerField(help_text="Rankings from the selected sources.")
     skipped = serializers.IntegerField(help_text="Skipped assignments.")

@@ -37,7 +37,8 @@ def project_progress(*, project: Project, now: datetime | None = None) -> tuple[
     """Counts over the project's comparisons and leases (two queries), and per-labeler lease counts.
 
     ``complete``: non-gold comparisons with ``label_count >= overlap``; ``in_progress``: the other
-    non-gold ones that have a ranking or a live lease; ``not_started``: the rest. Gold comparisons are
+    non-gold ones that have a ranking or a live lease; ``ai_only``: the ones an AI labeled and took out of
+    the human queue (not picked for a spot check); ``not_started``: the rest. Gold comparisons are
     counted apart. ``skipped`` counts skipped assignments, ``live_leases`` leases not yet expired.
     """
     now = now or timezone.now()
@@ -54,6 +55,7 @@ def project_progress(*, project: Project, now: datetime | None = None) -> tuple[
                 "pk",
                 filter=Q(is_gold=False, label_count__lt=overlap) & (Q(label_count__gt=0) | Q(leased=True)),
             ),
+            ai_only=Count("pk", filter=Q(is_gold=False, human_queue=False, label_count=0, leased=False)),
         )
     )
     by_labeler = {
@@ -71,7 +73,8 @@ def project_progress(*, project: Project, now: datetime | None = None) -> tuple[
         "comparisons_total": counts["comparisons_total"],
         "complete": counts["complete"],
         "in_progress": counts["in_progress"],
-        "not_started": counts["comparisons_total"] - counts["complete"] - counts["in_progress"],
+        "not_started": counts["comparisons_total"] - counts["complete"] - counts["in_progress"] - counts["ai_only"],
+        "ai_only": counts["ai_only"],
         "gold_total": counts["gold_total"],
         "skipped": sum(row["skipped"] for row in by_labeler.values()),
         "live_leases": sum(row["live"] for row in by_labeler.values()),

@@ -13,6 +13,7 @@ PROJECT_FIELDS = (
     "overlap",
     "lease_seconds",
     "gold_rate",
+    "ai_spot_check_rate",
     "rank_per_criterion",
     "generation_config",
     "generation_model",

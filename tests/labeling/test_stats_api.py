@@ -138,6 +138,7 @@ def test_admin_sees_progress_agreement_and_every_labeler(api, project, admin_use
         "complete": 2,
         "in_progress": 1,
         "not_started": 2,
+        "ai_only": 0,
         "gold_total": 1,
         "rankings_total": 7,
         "skipped": 1,
