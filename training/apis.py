@@ -8,6 +8,7 @@ are validated here with the same config classes the ML uses: a bad one is a 400 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,7 +17,7 @@ from labeling.access import project_access
 from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
 from labeling.models import Project, Role, Split
 from training import selectors
-from training.models import RunEventType, RunKind, RunState, TrainingRun
+from training.models import CritiqueRevision, RunEventType, RunKind, RunState, TrainingRun
 from training.services import generation as generation_services
 from training.services import run_inputs
 from training.services import runs as run_services
@@ -33,6 +34,7 @@ WORKER_PATH_FIELDS = (
     "data_file",
     "offtask_file",
     "prompts_file",
+    "comparisons_file",
 )
 
 
@@ -403,3 +405,30 @@ class ProjectGenerateApi(ProjectAPIView):
             params=values["generation"],
         )
         return Response(RunOutput(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class CritiqueRevisionOutput(serializers.ModelSerializer):
+    class Meta:
+        model = CritiqueRevision
+        fields = ("id", "prompt_id", "prompt", "initial", "rounds", "final")
+
+
+class RunRevisionsApi(Paginated, APIView):
+    """A ``cai_revise`` run's stored steps: prompt, first answer, each round's principle, critique and
+    revision, and the final revision. ``?principle=KEY`` keeps prompts that a round used it on."""
+
+    pagination_class = LimitOffsetPagination
+
+    @extend_schema(
+        operation_id="runs_revisions",
+        parameters=[OpenApiParameter("principle", str, description="A principle key.")],
+        responses=CritiqueRevisionOutput(many=True),
+    )
+    def get(self, request, run_id: int):
+        reject_unknown_params(request, allowed=("principle",))
+        run = selectors.run_for_user(user=request.user, run_id=run_id)
+        rows = CritiqueRevision.objects.filter(run=run).order_by("id")
+        principle = request.query_params.get("principle")
+        if principle:
+            rows = rows.filter(principles__contains=f",{principle},")
+        return self.paginate(request, rows, CritiqueRevisionOutput)

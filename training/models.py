@@ -107,3 +107,24 @@ class RunEvent(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} #{self.seq} {self.type}"
+
+
+class CritiqueRevision(models.Model):
+    """One prompt of a ``cai_revise`` run: the first answer and each round's principle, critique and
+    revision, kept so people can read what the constitution did (and what the SFT set learns)."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="critique_revisions")
+    prompt_id = models.CharField(max_length=200)
+    prompt = models.TextField()
+    initial = models.TextField()
+    rounds = models.JSONField(help_text="[{principle, critique_request, critique, revision_request, revision}]")
+    final = models.TextField()
+    # ",harm,honesty," for a cheap "used this principle" filter on every database.
+    principles = models.CharField(max_length=1000, blank=True)
+
+    class Meta:
+        ordering = ["run_id", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "prompt_id"], name="critique_revision_once")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} prompt {self.prompt_id}"

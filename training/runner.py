@@ -43,6 +43,7 @@ from django.db import DatabaseError, close_old_connections
 from training.ml.events import parse_event
 from training.models import LIVE_STATES, TERMINAL_STATES, RunEventType, RunState, TrainingRun
 from training.services import runs
+from training.services.cai import CaiResults
 from training.services.generation import CompletionsIngest
 from training.services.run_inputs import materialize_config
 from training.services.run_outputs import OutputsRegistrar
@@ -52,7 +53,11 @@ logger = logging.getLogger(__name__)
 # The kinds whose output the platform stores as it arrives: kind -> factory(run, folder) -> handler | None.
 # A handler has ``on_artifact(event)`` and ``finish(result=, succeeded=) -> dict`` (merged into the
 # run's outputs; an exception fails the run).
-HANDLERS = {"generate": CompletionsIngest.for_run, **dict.fromkeys(OutputsRegistrar.KINDS, OutputsRegistrar.for_run)}
+HANDLERS = {
+    "generate": CompletionsIngest.for_run,
+    **dict.fromkeys(OutputsRegistrar.KINDS, OutputsRegistrar.for_run),
+    **dict.fromkeys(CaiResults.KINDS, CaiResults.for_run),
+}
 EVENT_TYPES = frozenset(RunEventType.values) - {RunEventType.STATE}
 FLUSH_EVERY_S = 0.25
 FLUSH_EVERY_EVENTS = 200

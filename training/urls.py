@@ -8,6 +8,7 @@ urlpatterns = [
     path("runs/<int:run_id>/events/", apis.RunEventsApi.as_view(), name="run-events"),
     path("runs/<int:run_id>/logs/", apis.RunLogsApi.as_view(), name="run-logs"),
     path("runs/<int:run_id>/metrics/", apis.RunMetricsApi.as_view(), name="run-metrics"),
+    path("runs/<int:run_id>/revisions/", apis.RunRevisionsApi.as_view(), name="run-revisions"),
     path("runs/<int:run_id>/cancel/", apis.RunCancelApi.as_view(), name="run-cancel"),
     path("projects/<int:project_id>/generate/", apis.ProjectGenerateApi.as_view(), name="project-generate"),
 ]

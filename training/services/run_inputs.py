@@ -13,6 +13,8 @@ Inputs by kind (``base_version`` everywhere; ``output_model`` names the register
   (default: the project's) -> ``train.jsonl``/``eval.jsonl`` of ``{prompt, completion}``.
 - ``reward_model``, ``dpo``: ``snapshot`` -> its ``train.jsonl``/``eval.jsonl`` pair files.
 - ``rlhf``: ``dataset``, ``template``, ``reward_version`` -> prompt files and the reward model.
+- ``cai_revise``, ``ai_feedback``: see ``training.services.cai`` (a constitution, prompts or
+  comparisons); ``sft`` may take ``cai_run`` (a cai_revise run's revisions) instead of a dataset.
 - ``evaluate``: ``dataset``, ``split`` (default test), ``reference_field``, ``templates`` (ids; the
   prompt sweep's variants, default the project's), ``reward_version``, ``kl_base_version`` (default:
   the evaluated version's base), ``limit`` -> ``data.jsonl`` of ``{id, reference, prompts}``.
@@ -29,9 +31,10 @@ from labeling.models import Dataset, PreferenceSnapshot, Project, PromptRow, Pro
 from labeling.services.snapshots import snapshot_file
 from models_registry import storage
 from models_registry.models import ArtifactFormat, ModelVersion, Task
+from training.services import cai
 
 MAX_ROWS = 200_000
-KINDS = ("sft", "reward_model", "dpo", "rlhf", "evaluate")
+KINDS = ("sft", "reward_model", "dpo", "rlhf", "evaluate", "cai_revise", "ai_feedback")
 # The config fields each input fills; a config may not set them itself when the input is given.
 FILLS = {
     "base_version": ("model_path", "gguf_file"),
@@ -39,9 +42,11 @@ FILLS = {
     "dataset": ("train_file", "eval_file", "data_file"),
     "reward_version": ("reward_model_path",),
     "kl_base_version": ("base_model_path",),
+    "cai_run": ("train_file", "eval_file"),
+    "constitution": ("principles",),
 }
 KNOWN = {
-    "sft": ("base_version", "dataset", "template", "target_field", "limit", "output_model"),
+    "sft": ("base_version", "dataset", "template", "target_field", "cai_run", "limit", "output_model"),
     "reward_model": ("base_version", "snapshot", "output_model"),
     "dpo": ("base_version", "snapshot", "output_model"),
     "rlhf": ("base_version", "dataset", "template", "reward_version", "limit", "output_model"),
@@ -55,6 +60,7 @@ KNOWN = {
         "kl_base_version",
         "limit",
     ),
+    **cai.KNOWN,
 }
 OUTPUT_TASK = {"sft": Task.CAUSAL_LM, "dpo": Task.CAUSAL_LM, "rlhf": Task.CAUSAL_LM, "reward_model": Task.REWARD_MODEL}
 
@@ -222,6 +228,12 @@ def _rows(dataset: Dataset, inputs: dict, *, splits: tuple[str, ...] | None = No
     return rows[: min(limit or MAX_ROWS, MAX_ROWS)]
 
 
+def _dataset_rows(inputs: dict, project: Project | None, split: str):
+    """(dataset, template, its rows of ``split``) for kinds that render one prompt per row."""
+    dataset = _dataset(inputs, project)
+    return dataset, _template(inputs, project), _rows(dataset, inputs, splits=(split,))
+
+
 def _field_text(row: PromptRow, name: str, key: str) -> str:
     value = row.data.get(name)
     if not isinstance(value, str) or not value.strip():
@@ -333,7 +345,11 @@ def resolve_inputs(*, kind: str, inputs: dict, config: dict, project: Project | 
     if inputs.get("base_version") is None and not config.get("model_path"):
         raise _error("inputs.base_version", "required: the registered model version to start from")
     base = _base_model(resolved, inputs, kind=kind, adapter_ok=kind == "evaluate")
-    if kind == "sft":
+    if kind == "sft" and inputs.get("cai_run") is not None:
+        if inputs.get("dataset") is not None:
+            raise _error("inputs.cai_run", "give a dataset or a cai_run, not both")
+        cai.sft_from_revisions(resolved, inputs, project)
+    elif kind == "sft":
         _sft(resolved, inputs, project)
     elif kind in ("reward_model", "dpo"):
         _snapshot(resolved, inputs, project)
@@ -343,6 +359,17 @@ def resolve_inputs(*, kind: str, inputs: dict, config: dict, project: Project | 
     elif kind == "evaluate":
         _evaluate(resolved, inputs, project, base)
         _reward(resolved, inputs, required=False)
+    elif kind in cai.KNOWN and config.get("principles") is not None:
+        raise _error("config.principles", "set from the project's constitution (inputs.constitution)")
+    elif kind == "cai_revise":
+        cai.constitution_input(resolved, inputs, project)
+        cai.revise_prompts(
+            resolved, inputs, project, rows_of=lambda i, split: _dataset_rows(i, project, split), render=_render
+        )
+        cai.then_sft_input(resolved, inputs, output_model_name)
+    elif kind == "ai_feedback":
+        cai.constitution_input(resolved, inputs, project)
+        cai.feedback_comparisons(resolved, inputs, project)
     if kind in OUTPUT_TASK:
         resolved.inputs["output_model"] = output_model_name(kind, inputs, base)
     return resolved

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling.models import Membership, Project, Role
+from labeling.services.constitutions import constitution_ensure_default
 from labeling.services.datasets import dataset_import
 from labeling.services.preferences import preferences_import
 from labeling.services.projects import criterion_create, project_create, project_update
@@ -93,6 +94,7 @@ class Command(BaseCommand):
             )
         for labeler in labelers:
             Membership.objects.get_or_create(project=project, user=labeler, defaults={"role": Role.LABELER})
+        constitution_ensure_default(project=project, created_by=admin)  # ready for cai_revise / ai_feedback
         self.seed_dialogsum(admin, labelers)
 
         self.stdout.write(self.style.SUCCESS(f"\nRankForge is at {url}  (API docs: {url}api/docs/)"))
