@@ -41,12 +41,12 @@ def prompts(folder: Path, n: int) -> None:
     (folder / "prompts.jsonl").write_text("\n".join(lines) + "\n")
 
 
-def test_a_kind_not_implemented_yet_says_so_and_exits_2(tmp_path):
-    path = write_run(tmp_path, {})
-    out, _ = cli("cai_revise", "--config", path, "--out", tmp_path).communicate(timeout=60)
-    events = events_of(out)
-    assert events[-1]["type"] == "error"
-    assert "'cai_revise' is not implemented yet" in events[-1]["message"]
+def test_every_kind_has_its_module_and_config():
+    from training.ml.cli import IMPLEMENTED, KINDS
+    from training.ml.configs import available_configs
+
+    assert set(IMPLEMENTED) == set(KINDS)
+    assert set(available_configs()) == set(KINDS)
 
 
 def test_exit_codes_and_a_bad_config_names_the_field(tmp_path):
