@@ -146,6 +146,8 @@ export type Project = {
   overlap: number;
   lease_seconds: number;
   gold_rate: number;
+  /** Share (0..1) of AI-labeled comparisons kept in the human queue for spot checks. */
+  ai_spot_check_rate: number;
   rank_per_criterion: boolean;
   prompt_template: number | null;
   generation_config: Record<string, unknown>;
@@ -155,3 +157,106 @@ export type Project = {
 };
 
 export type Criterion = { id: number; name: string; instructions: string; position: number };
+
+/** One principle of a constitution (see labeling/principles.py). */
+export type Principle = {
+  key: string;
+  name: string;
+  critique_request: string;
+  revision_request: string;
+  choice_question: string;
+};
+
+/** GET /api/projects/{id}/constitutions/: one saved version (versions never change). */
+export type Constitution = {
+  id: number;
+  project: number;
+  version: number;
+  principles: Principle[];
+  note: string;
+  created_by: string | null;
+  created_at: string;
+};
+
+/** An agreement count of the AI audit: `rate` is agreements / pairs, null when no pair counted. */
+export type AgreementRate = { rate: number | null; agreements: number; pairs: number };
+
+/** One row of the AI audit: a principle key, or "all" for the overall row. */
+export type AuditRow = {
+  principle: string;
+  ai_labels: number;
+  shared_with_humans: number;
+  shared_with_imported: number;
+  ai_human_agreement: AgreementRate;
+  human_human_agreement: AgreementRate;
+  ai_imported_agreement: AgreementRate;
+  disagreements: number;
+};
+
+/** GET /api/projects/{id}/stats/ai-audit/ */
+export type AiAudit = { project: number; spot_check_rate: number; overall: AuditRow; principles: AuditRow[] };
+
+/** An order as the audit reports it: {completion_id: score}, lower is better; "F" marks nonsense. */
+export type ScoreOrder = Record<string, number | "F">;
+
+/** GET /api/projects/{id}/stats/ai-audit/disagreements/ */
+export type Disagreement = {
+  comparison: number;
+  prompt: string;
+  split: string;
+  completions: { id: number; position: number; text: string }[];
+  principle: string;
+  ai: {
+    order: ScoreOrder;
+    details: {
+      principle?: string | null;
+      probability?: number;
+      pairs?: { a: number; b: number; p_a: number }[];
+      constitution?: number | null;
+      run?: number | null;
+    };
+  };
+  people: { source: "human" | "imported" | string; labeler: number; order: ScoreOrder }[];
+};
+
+/** One round of a cai_revise run: the principle, its critique and the revision after it. */
+export type RevisionRound = {
+  principle: string;
+  critique_request: string;
+  critique: string;
+  revision_request: string;
+  revision: string;
+};
+
+/** GET /api/runs/{id}/revisions/ */
+export type RevisionSample = {
+  id?: number;
+  prompt_id: number | string | null;
+  prompt: string;
+  initial: string;
+  rounds: RevisionRound[];
+  final: string;
+};
+
+/** Page size of the review lists (disagreements, revisions). */
+export const REVIEW_PAGE = 20;
+
+/** Constitutions of a project: versions newest first, a new version, the shipped default. */
+export const constitutionApi = {
+  list: (projectId: number) => api.get<Page<Constitution>>(`projects/${projectId}/constitutions/`, { limit: 200 }),
+  create: (projectId: number, body: { principles: Principle[]; note: string }) =>
+    api.post<Constitution>(`projects/${projectId}/constitutions/`, body),
+  default: (projectId: number) => api.get<{ principles: Principle[] }>(`projects/${projectId}/constitutions/default/`),
+};
+
+/** The AI labeler's audit: agreement per principle, and the comparisons where AI and people disagree. */
+export const aiAuditApi = {
+  get: (projectId: number) => api.get<AiAudit>(`projects/${projectId}/stats/ai-audit/`),
+  disagreements: (projectId: number, { principle, offset = 0, limit = REVIEW_PAGE }: { principle?: string | null; offset?: number; limit?: number } = {}) =>
+    api.get<Page<Disagreement>>(`projects/${projectId}/stats/ai-audit/disagreements/`, { principle: principle || undefined, limit, offset }),
+};
+
+/** A cai_revise run's stored samples; `principle` keeps those a round used it on. */
+export function runRevisions(runId: number, { principle, offset = 0, limit = REVIEW_PAGE }: { principle?: string | null; offset?: number; limit?: number } = {}) {
+  return api.get<Page<RevisionSample>>(`runs/${runId}/revisions/`, { principle: principle?.trim() || undefined, limit, offset });
+}

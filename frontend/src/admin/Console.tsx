@@ -3,6 +3,8 @@
 import { api, type Project } from "../api";
 import { Link, match, usePath } from "../router";
 import { RunPage } from "../runs/RunPage";
+import { AuditTab } from "./AuditTab";
+import { ConstitutionTab } from "./ConstitutionTab";
 import { CriteriaTab } from "./CriteriaTab";
 import { DatasetsTab } from "./DatasetsTab";
 import { ExternalTab } from "./ExternalTab";
@@ -23,6 +25,8 @@ export const TABS = [
   { id: "templates", label: "Templates" },
   { id: "imports", label: "Imports" },
   { id: "quality", label: "Quality" },
+  { id: "constitution", label: "Constitution" },
+  { id: "audit", label: "AI audit" },
   { id: "snapshots", label: "Snapshots" },
   { id: "runs", label: "Runs" },
   { id: "models", label: "Models" },
@@ -73,6 +77,8 @@ export function Console({ projectId }: { projectId: number }) {
         {tab === "templates" && <TemplatesTab {...props} />}
         {tab === "imports" && <ImportsTab {...props} />}
         {tab === "quality" && <QualityTab {...props} />}
+        {tab === "constitution" && <ConstitutionTab {...props} />}
+        {tab === "audit" && <AuditTab {...props} />}
         {tab === "snapshots" && <SnapshotsTab {...props} />}
         {tab === "runs" && !runId && <ExternalTab kind="runs" projectId={project.id} />}
         {tab === "runs" && runId && <RunPage runId={Number(runId)} backHref={`/projects/${project.id}/admin/runs`} />}

@@ -11,6 +11,7 @@ type Draft = {
   overlap: string;
   lease_seconds: string;
   gold_rate: string;
+  ai_spot_check_rate: string;
   rank_per_criterion: boolean;
 };
 
@@ -22,6 +23,7 @@ function draftOf(project: Project): Draft {
     overlap: String(project.overlap),
     lease_seconds: String(project.lease_seconds),
     gold_rate: String(project.gold_rate),
+    ai_spot_check_rate: String(project.ai_spot_check_rate ?? ""),
     rank_per_criterion: project.rank_per_criterion,
   };
 }
@@ -56,6 +58,7 @@ export function SettingsTab({ project, canEdit, onProjectChange }: TabProps) {
         overlap: asNumber(draft.overlap),
         lease_seconds: asNumber(draft.lease_seconds),
         gold_rate: asNumber(draft.gold_rate),
+        ai_spot_check_rate: asNumber(draft.ai_spot_check_rate),
         rank_per_criterion: draft.rank_per_criterion,
       });
       onProjectChange(updated);
@@ -91,6 +94,13 @@ export function SettingsTab({ project, canEdit, onProjectChange }: TabProps) {
           </Field>
           <Field label="Gold rate" error={errors.gold_rate} hint="Share of tasks drawn from gold items, 0 to 1">
             <input type="number" step="0.01" value={draft.gold_rate} onChange={(e) => set("gold_rate", e.target.value)} />
+          </Field>
+          <Field
+            label="AI spot-check rate"
+            error={errors.ai_spot_check_rate}
+            hint="Share of AI-labeled comparisons kept in the human queue for spot checks, 0 to 1"
+          >
+            <input type="number" step="0.01" min={0} max={1} value={draft.ai_spot_check_rate} onChange={(e) => set("ai_spot_check_rate", e.target.value)} />
           </Field>
         </div>
         <label className="check">

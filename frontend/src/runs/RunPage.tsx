@@ -10,6 +10,7 @@ import { errorText, formatWhen } from "../admin/format";
 import { Badge, ErrorNote, ProgressBar } from "../admin/ui";
 import { Link } from "../router";
 import { LogTail } from "./LogTail";
+import { AiFeedbackSummary, Revisions } from "./Revisions";
 import { canCancel, isTerminal, progressFraction, registeredVersions, stateTone, type Run } from "./runEvents";
 import { useRunFeed } from "./useRunFeed";
 
@@ -31,6 +32,8 @@ export function RunPage({ runId, backHref }: { runId: number; backHref?: string 
         <>
           <RunHeader run={run} polling={polling} onCancelled={replaceRun} />
           <RunOutputs run={run} />
+          {run.kind === "ai_feedback" && <AiFeedbackSummary run={run} />}
+          {run.kind === "cai_revise" && <Revisions run={run} />}
           <section className="card" aria-label="Metrics">
             <h2>Metrics</h2>
             {names.length === 0 ? (
