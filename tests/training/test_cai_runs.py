@@ -174,7 +174,9 @@ def test_revisions_are_stored_browsable_and_chain_an_sft_run_with_lineage(
         for i in range(12)
     ]
     sft_rows = [{"prompt_id": s["prompt_id"], "prompt": s["prompt"], "completion": s["final"]} for s in steps]
-    outputs = finish(run, {"steps.jsonl": steps, "sft.jsonl": sft_rows}, {"principle_counts": {"harm": 6}})
+    pairs = [{**r, "chosen": r.pop("completion"), "rejected": "bad"} for r in (dict(r) for r in sft_rows)]
+    files = {"steps.jsonl": steps, "sft.jsonl": sft_rows, "pairs.jsonl": pairs}
+    outputs = finish(run, files, {"principle_counts": {"harm": 6}})
     assert outputs["revisions_stored"] == 12 and CritiqueRevision.objects.filter(run=run).count() == 12
     # Stored once: the handler may run again on a resumed attempt.
     assert CaiResults.for_run(run, runs.run_folder(run.pk)).finish(result={}, succeeded=True)["revisions_stored"] == 0
@@ -186,6 +188,15 @@ def test_revisions_are_stored_browsable_and_chain_an_sft_run_with_lineage(
     train = read_jsonl(runs.run_folder(sft.pk) / "train.jsonl")
     evals = read_jsonl(runs.run_folder(sft.pk) / "eval.jsonl") if sft.config.get("eval_file") else []
     assert len(train) + len(evals) == 12 and train[0]["completion"].startswith(" good")
+    # The same revisions as preference pairs (revision over first answer) for a DPO run.
+    dpo = start(
+        client, kind="dpo", project=pairs_project.pk, inputs={"base_version": base_version.pk, "cai_run": run.pk}
+    )
+    assert dpo.status_code == 202, dpo.json()
+    dpo_run = TrainingRun.objects.get(pk=dpo.json()["id"])
+    rows = read_jsonl(runs.run_folder(dpo_run.pk) / "train.jsonl")
+    assert rows[0]["chosen"].startswith("good") and rows[0]["rejected"] == "bad"
+    assert dpo_run.inputs["constitution"] == 1
 
 
 def test_sft_refuses_a_cai_run_that_did_not_succeed(api, admin_user, pairs_project, base_version, enqueued):

@@ -9,7 +9,8 @@ read, and what their results become.
 - ``ai_feedback`` inputs: ``base_version`` (the AI labeler), ``constitution``, ``split``, ``limit``:
   the project's non-gold comparisons that have no AI label yet. Its judgments become AI rankings
   (``labeling.services.ai_labels``).
-- ``sft`` may read a finished ``cai_revise`` run's revisions: ``inputs.cai_run`` instead of a dataset.
+- ``sft`` may learn a finished ``cai_revise`` run's revisions, and ``reward_model``/``dpo`` its pairs
+  (revision over first answer): ``inputs.cai_run`` instead of a dataset or a snapshot.
 """
 
 import json
@@ -150,29 +151,33 @@ def feedback_comparisons(resolved, inputs: dict, project: Project) -> None:
     resolved.inputs.update(split=split, comparisons=len(rows))
 
 
-def sft_from_revisions(resolved, inputs: dict, project: Project | None) -> None:
-    """An sft run's ``train.jsonl``/``eval.jsonl`` from a succeeded cai_revise run's ``sft.jsonl``."""
+def from_cai_run(resolved, inputs: dict, project: Project | None, *, kind: str) -> None:
+    """A run's ``train.jsonl``/``eval.jsonl`` from a cai_revise run: ``sft`` learns the revisions
+    (``sft.jsonl``), ``reward_model`` and ``dpo`` prefer each revision over its first answer
+    (``pairs.jsonl``). A stable 10% of the prompts is the eval split."""
     from training.services.runs import run_folder
 
     run_id = inputs.get("cai_run")
     run = TrainingRun.objects.filter(pk=run_id, kind=RunKind.CAI_REVISE).first() if isinstance(run_id, int) else None
     if run is None or (project is not None and run.project_id != project.pk):
         raise _error("inputs.cai_run", f"there is no cai_revise run {run_id!r} in this project")
-    path = run_folder(run.pk) / "sft.jsonl"
-    # A live run with sft.jsonl has finished its ML and is being wrapped up: that is when it chains.
+    name = "sft.jsonl" if kind == RunKind.SFT else "pairs.jsonl"
+    path = run_folder(run.pk) / name
+    # A live run with its files has finished its ML and is being wrapped up: that is when it chains.
     if run.state != RunState.SUCCEEDED and not (run.state in LIVE_STATES and path.exists()):
         raise _error("inputs.cai_run", f"run {run.pk} is {run.state}, not succeeded")
     if not path.exists():
-        raise _error("inputs.cai_run", f"run {run.pk} left no sft.jsonl")
+        raise _error("inputs.cai_run", f"run {run.pk} left no {name}")
     files: dict[str, list[dict]] = {"train.jsonl": [], "eval.jsonl": []}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            split = stable_split(json.dumps(row["prompt_id"]), eval_fraction=CAI_EVAL_FRACTION)
-            name = "eval.jsonl" if split == "eval" else "train.jsonl"
-            files[name].append({"prompt": row["prompt"], "completion": " " + row["completion"].strip()})
+    for row in _jsonl(path):
+        split = stable_split(json.dumps(row["prompt_id"]), eval_fraction=CAI_EVAL_FRACTION)
+        if kind == RunKind.SFT:
+            out = {"prompt": row["prompt"], "completion": " " + row["completion"].strip()}
+        else:
+            out = {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]}
+        files["eval.jsonl" if split == "eval" else "train.jsonl"].append(out)
     if not files["train.jsonl"]:
-        raise _error("inputs.cai_run", f"run {run.pk} produced no revisions to train on")
+        raise _error("inputs.cai_run", f"run {run.pk} produced nothing to train on in {name}")
     resolved.files["train.jsonl"] = files["train.jsonl"]
     resolved.config["train_file"] = "train.jsonl"
     if files["eval.jsonl"]:

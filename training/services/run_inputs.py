@@ -14,7 +14,8 @@ Inputs by kind (``base_version`` everywhere; ``output_model`` names the register
 - ``reward_model``, ``dpo``: ``snapshot`` -> its ``train.jsonl``/``eval.jsonl`` pair files.
 - ``rlhf``: ``dataset``, ``template``, ``reward_version`` -> prompt files and the reward model.
 - ``cai_revise``, ``ai_feedback``: see ``training.services.cai`` (a constitution, prompts or
-  comparisons); ``sft`` may take ``cai_run`` (a cai_revise run's revisions) instead of a dataset.
+  comparisons); ``sft``, ``reward_model`` and ``dpo`` may take ``cai_run`` (a cai_revise run's
+  revisions or pairs) instead of a dataset or a snapshot.
 - ``evaluate``: ``dataset``, ``split`` (default test), ``reference_field``, ``templates`` (ids; the
   prompt sweep's variants, default the project's), ``reward_version``, ``kl_base_version`` (default:
   the evaluated version's base), ``limit`` -> ``data.jsonl`` of ``{id, reference, prompts}``.
@@ -47,8 +48,8 @@ FILLS = {
 }
 KNOWN = {
     "sft": ("base_version", "dataset", "template", "target_field", "cai_run", "limit", "output_model"),
-    "reward_model": ("base_version", "snapshot", "output_model"),
-    "dpo": ("base_version", "snapshot", "output_model"),
+    "reward_model": ("base_version", "snapshot", "cai_run", "output_model"),
+    "dpo": ("base_version", "snapshot", "cai_run", "output_model"),
     "rlhf": ("base_version", "dataset", "template", "reward_version", "limit", "output_model"),
     "evaluate": (
         "base_version",
@@ -345,10 +346,11 @@ def resolve_inputs(*, kind: str, inputs: dict, config: dict, project: Project | 
     if inputs.get("base_version") is None and not config.get("model_path"):
         raise _error("inputs.base_version", "required: the registered model version to start from")
     base = _base_model(resolved, inputs, kind=kind, adapter_ok=kind == "evaluate")
-    if kind == "sft" and inputs.get("cai_run") is not None:
-        if inputs.get("dataset") is not None:
-            raise _error("inputs.cai_run", "give a dataset or a cai_run, not both")
-        cai.sft_from_revisions(resolved, inputs, project)
+    if inputs.get("cai_run") is not None:
+        other = "dataset" if kind == "sft" else "snapshot"
+        if inputs.get(other) is not None:
+            raise _error("inputs.cai_run", f"give a {other} or a cai_run, not both")
+        cai.from_cai_run(resolved, inputs, project, kind=kind)
     elif kind == "sft":
         _sft(resolved, inputs, project)
     elif kind in ("reward_model", "dpo"):
