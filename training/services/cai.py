@@ -178,11 +178,7 @@ def from_cai_run(resolved, inputs: dict, project: Project | None, *, kind: str) 
         files["eval.jsonl" if split == "eval" else "train.jsonl"].append(out)
     if not files["train.jsonl"]:
         raise _error("inputs.cai_run", f"run {run.pk} produced nothing to train on in {name}")
-    resolved.files["train.jsonl"] = files["train.jsonl"]
-    resolved.config["train_file"] = "train.jsonl"
-    if files["eval.jsonl"]:
-        resolved.files["eval.jsonl"] = files["eval.jsonl"]
-        resolved.config["eval_file"] = "eval.jsonl"
+    resolved.add_train_eval(files)
     resolved.inputs.update(
         cai_run=run.pk,
         constitution=run.inputs.get("constitution"),

@@ -76,6 +76,13 @@ class Resolved:
     files: dict[str, list[dict]] = field(default_factory=dict)  # run-folder file name -> JSONL rows
     inputs: dict[str, Any] = field(default_factory=dict)  # what the run records (ids, names, counts)
 
+    def add_train_eval(self, files: dict[str, list[dict]]) -> None:
+        """``train.jsonl`` and, when it has rows, ``eval.jsonl`` as the run's train_file/eval_file."""
+        for name, key in (("train.jsonl", "train_file"), ("eval.jsonl", "eval_file")):
+            if files.get(name):
+                self.files[name] = files[name]
+                self.config[key] = name
+
 
 def _int_input(inputs: dict, name: str, *, required: bool = False) -> int | None:
     value = inputs.get(name)
@@ -254,11 +261,7 @@ def _sft(resolved: Resolved, inputs: dict, project: Project | None) -> None:
         by_split[name].append({"prompt": prompt, "completion": " " + completion.strip(), "row_index": row.index})
     if not by_split["train.jsonl"]:
         raise _error("inputs.dataset", f"dataset {dataset.name!r} has no train rows")
-    resolved.files["train.jsonl"] = by_split["train.jsonl"]
-    resolved.config["train_file"] = "train.jsonl"
-    if by_split["eval.jsonl"]:
-        resolved.files["eval.jsonl"] = by_split["eval.jsonl"]
-        resolved.config["eval_file"] = "eval.jsonl"
+    resolved.add_train_eval(by_split)
     resolved.inputs.update(
         dataset=dataset.pk,
         template=template.pk,
@@ -276,11 +279,7 @@ def _prompt_files(resolved: Resolved, inputs: dict, project: Project | None) -> 
         files[name].append({"prompt_id": row.pk, "prompt": _render(template, row, "inputs.template")})
     if not files["train.jsonl"]:
         raise _error("inputs.dataset", f"dataset {dataset.name!r} has no train rows")
-    resolved.files["train.jsonl"] = files["train.jsonl"]
-    resolved.config["train_file"] = "train.jsonl"
-    if files["eval.jsonl"]:
-        resolved.files["eval.jsonl"] = files["eval.jsonl"]
-        resolved.config["eval_file"] = "eval.jsonl"
+    resolved.add_train_eval(files)
     resolved.inputs.update(dataset=dataset.pk, template=template.pk, prompts={k: len(v) for k, v in files.items()})
 
 
