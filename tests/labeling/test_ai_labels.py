@@ -144,6 +144,11 @@ def test_audit_shows_ai_human_beside_human_human_per_principle(api, pairs_projec
     shown = page["results"][0]
     assert shown["prompt"] == comparisons[1].prompt and len(shown["completions"]) == 2
     assert {p["labeler"] for p in shown["people"]} == {h1.pk, h2.pk}
+    stats = f"/api/projects/{pairs_project.pk}/stats/"
+    assert reviewer.get(stats).json()["progress"]["rankings_total"] == 6  # human only, by default
+    ai_only = reviewer.get(stats + "?sources=ai").json()
+    assert ai_only["progress"]["rankings_total"] == 4
+    assert [row["rankings"] for row in ai_only["labelers"] if row["username"] == "rankforge-ai"] == [4]
     labeler_client = api(h1)
     assert labeler_client.get(f"/api/projects/{pairs_project.pk}/stats/ai-audit/").status_code == 403
 
