@@ -185,6 +185,30 @@ class RunListCreateApi(Paginated, APIView):
         return Response(RunOutput(run).data, status=status.HTTP_202_ACCEPTED)
 
 
+class RunKindField(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.CharField()
+    default = serializers.JSONField(allow_null=True)
+    required = serializers.BooleanField()
+    filled_by_inputs = serializers.BooleanField(help_text="Set by the platform from an input; leave it out.")
+
+
+class RunKindOutput(serializers.Serializer):
+    kind = serializers.CharField()
+    description = serializers.CharField()
+    inputs = serializers.ListField(child=serializers.CharField(), help_text="What `inputs` may name.")
+    config = RunKindField(many=True)
+
+
+class RunKindsApi(APIView):
+    """The run kinds, each with the inputs it takes and its config fields (type, default, required)."""
+
+    @extend_schema(operation_id="runs_kinds", responses=RunKindOutput(many=True))
+    def get(self, request):
+        reject_unknown_params(request, allowed=())
+        return Response(RunKindOutput(selectors.run_kinds(), many=True).data)
+
+
 class RunDetailApi(APIView):
     @extend_schema(operation_id="runs_retrieve", responses=RunOutput)
     def get(self, request, run_id: int):

@@ -52,3 +52,42 @@ def run_metrics(*, run: TrainingRun, name: str | None = None) -> dict[str, list[
                 {"step": payload.get("step"), "value": payload.get("value"), "t": payload.get("t")}
             )
     return series
+
+
+def run_kinds() -> list[dict]:
+    """Every run kind a person can start: its inputs and its config fields (type, default, required),
+    read off the ``training.ml`` config classes, so a form never drifts from what the API accepts.
+    Fields the platform fills from inputs are flagged and left out of ``required``."""
+    import dataclasses
+
+    from training.ml.configs import available_configs
+    from training.services.cai import ALWAYS_FILLED
+    from training.services.run_inputs import FILLS, KNOWN
+
+    kinds = []
+    for kind, config_class in sorted(available_configs().items()):
+        if kind not in KNOWN:  # generate runs start from a project (POST /api/projects/<id>/generate/)
+            continue
+        known = KNOWN[kind]
+        filled = {name for given, names in FILLS.items() if given in known for name in names}
+        filled |= set(ALWAYS_FILLED.get(kind, ()))
+        fields = []
+        for f in dataclasses.fields(config_class):
+            has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            default = f.default if f.default is not dataclasses.MISSING else None
+            if f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            fields.append(
+                {
+                    "name": f.name,
+                    "type": f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type)),
+                    "default": default,
+                    "required": not has_default and f.name not in filled,
+                    "filled_by_inputs": f.name in filled,
+                }
+            )
+        doc = (config_class.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        if doc.startswith(f"{config_class.__name__}("):  # dataclass's generated docstring: no words
+            doc = ""
+        kinds.append({"kind": kind, "description": doc, "inputs": list(known), "config": fields})
+    return kinds

@@ -4,6 +4,7 @@ from training import apis
 
 urlpatterns = [
     path("runs/", apis.RunListCreateApi.as_view(), name="runs"),
+    path("runs/kinds/", apis.RunKindsApi.as_view(), name="run-kinds"),
     path("runs/<int:run_id>/", apis.RunDetailApi.as_view(), name="run-detail"),
     path("runs/<int:run_id>/events/", apis.RunEventsApi.as_view(), name="run-events"),
     path("runs/<int:run_id>/logs/", apis.RunLogsApi.as_view(), name="run-logs"),

@@ -258,3 +258,15 @@ def test_the_api_and_the_run_config_judge_principles_alike(principles):
         return None
 
     assert verdict(validate_principles, PrincipleError) == verdict(validate_for_runs, ConfigError)
+
+
+def test_run_kinds_describe_inputs_and_config_fields(api, admin_user):
+    kinds = {k["kind"]: k for k in api(admin_user).get("/api/runs/kinds/").json()}
+    assert "generate" not in kinds and {"sft", "cai_revise", "ai_feedback", "rlhf"} <= set(kinds)
+    assert all(k["description"] for k in kinds.values())
+    cai = kinds["cai_revise"]
+    assert "constitution" in cai["inputs"] and "then_sft" in cai["inputs"]
+    fields = {f["name"]: f for f in cai["config"]}
+    assert fields["rounds"] == {**fields["rounds"], "type": "int", "default": 1, "required": False}
+    assert fields["principles"]["filled_by_inputs"] and fields["prompts_file"]["filled_by_inputs"]
+    assert not any(f["required"] for k in kinds.values() for f in k["config"])  # inputs fill the rest

@@ -32,6 +32,10 @@ KL_CONTROLLERS = ("fixed", "adaptive")
 
 @dataclass
 class RLHFConfig(PeftOptions, TrainConfig):
+    """RLHF of a causal LM against a reward model (or a rule reward) with a KL penalty to its reference:
+    ``algorithm`` ppo (ours), rloo or grpo (TRL); LoRA policy, the reference is the adapters off.
+    """
+
     KIND: ClassVar[str] = "rlhf"
 
     algorithm: str = "ppo"

@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 MAX_PROMPTS = 50_000
 CAI_EVAL_FRACTION = 0.1
+# Config fields these kinds always get from the platform (the run's own copy of prompts/comparisons).
+ALWAYS_FILLED = {"cai_revise": ("prompts_file",), "ai_feedback": ("comparisons_file",)}
 KNOWN = {
     "cai_revise": ("base_version", "constitution", "dataset", "template", "split", "limit", "then_sft"),
     "ai_feedback": ("base_version", "constitution", "split", "limit"),
