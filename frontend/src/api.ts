@@ -260,3 +260,68 @@ export const aiAuditApi = {
 export function runRevisions(runId: number, { principle, offset = 0, limit = REVIEW_PAGE }: { principle?: string | null; offset?: number; limit?: number } = {}) {
   return api.get<Page<RevisionSample>>(`runs/${runId}/revisions/`, { principle: principle?.trim() || undefined, limit, offset });
 }
+
+/** GET /api/runs/kinds/: one config field of a run kind, read off its config class (training.ml). */
+export type RunConfigField = {
+  name: string;
+  /** The Python annotation: "int", "float | None", "str", "bool", "list[str] | None", "list", "dict", ... */
+  type: string;
+  default: unknown;
+  required: boolean;
+  /** The platform sets it from an input (model_path from base_version, ...): never sent by a form. */
+  filled_by_inputs: boolean;
+};
+
+/** GET /api/runs/kinds/: a kind a person can start, the inputs it takes and its config fields. */
+export type RunKindSpec = { kind: string; description: string; inputs: string[]; config: RunConfigField[] };
+
+/** POST /api/runs/ */
+export type RunStartBody = { kind: string; project: number; config: Record<string, unknown>; inputs: Record<string, unknown> };
+
+/** The part of POST /api/runs/'s 202 answer (the queued run) a form needs. */
+export type StartedRun = { id: number; kind: string; state: string; project: number | null };
+
+/** GET /api/models/ */
+export type RegisteredModel = {
+  id: number;
+  name: string;
+  task: string;
+  description: string;
+  created_by: string | null;
+  created_at: string;
+  version_count: number;
+  latest_version: number | null;
+  aliases: Record<string, number>;
+};
+
+/** GET /api/models/{id}/versions/ */
+export type ModelVersion = {
+  id: number;
+  model: number;
+  model_name: string;
+  version: number;
+  format: string;
+  base_version: number | null;
+  is_adapter: boolean;
+  merged: boolean;
+  tags: string[];
+  aliases: string[];
+  created_at: string;
+};
+
+/** Starting runs: the kinds with their inputs and config fields, and POST /api/runs/ (202, queued). */
+export const runsApi = {
+  kinds: () => api.get<RunKindSpec[]>("runs/kinds/"),
+  start: (body: RunStartBody) => api.post<StartedRun>("runs/", body),
+};
+
+/** Every registered model with its versions (newest first): up to 100 models, 100 versions each. */
+export async function registryVersions(): Promise<{ model: RegisteredModel; versions: ModelVersion[] }[]> {
+  const models = await api.get<Page<RegisteredModel>>("models/", { limit: 100 });
+  return Promise.all(
+    models.results.map(async (model) => ({
+      model,
+      versions: (await api.get<Page<ModelVersion>>(`models/${model.id}/versions/`, { limit: 100 })).results,
+    })),
+  );
+}

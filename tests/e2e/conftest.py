@@ -14,6 +14,9 @@ from django.conf import settings
 
 from tests.conftest import missing_service
 
+# The tiny-model fixtures of tests/ml, shared (a conftest applies to its own folder only).
+from tests.ml.conftest import make_tiny_model, tiny_model_dir, tiny_tokenizer, tiny_tokenizer_json  # noqa: F401
+
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -80,7 +80,7 @@ export function Console({ projectId }: { projectId: number }) {
         {tab === "constitution" && <ConstitutionTab {...props} />}
         {tab === "audit" && <AuditTab {...props} />}
         {tab === "snapshots" && <SnapshotsTab {...props} />}
-        {tab === "runs" && !runId && <ExternalTab kind="runs" projectId={project.id} />}
+        {tab === "runs" && !runId && <ExternalTab kind="runs" projectId={project.id} canEdit={canEdit} />}
         {tab === "runs" && runId && <RunPage runId={Number(runId)} backHref={`/projects/${project.id}/admin/runs`} />}
         {tab === "models" && <ExternalTab kind="models" projectId={project.id} />}
         {!known && <p>No tab named “{tab}”.</p>}

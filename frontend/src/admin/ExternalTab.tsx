@@ -1,10 +1,12 @@
 /** Runs and Models live in other apps (/api/runs/, /api/models/). Where the server has no such
  * endpoint (404) the tab says so plainly; where it answers, the tab lists what it returns. Each run
- * links to its page; the list refreshes itself while a run is queued or running. */
-import { useEffect } from "react";
+ * links to its page; the list refreshes itself while a run is queued or running. Project admins get
+ * a "Start a run" button that opens the form (runs/StartRunForm.tsx). */
+import { useEffect, useState } from "react";
 import { ApiError, api, type Page } from "../api";
 import { Link } from "../router";
 import { isTerminal, stateTone } from "../runs/runEvents";
+import { StartRunForm } from "../runs/StartRunForm";
 import { formatWhen } from "./format";
 import { useLoad } from "./hooks";
 import { Badge, ErrorNote } from "./ui";
@@ -46,8 +48,11 @@ function RunCell({ column, item, projectId }: { column: string; item: Item; proj
   return <>{cell(column, item[column])}</>;
 }
 
-export function ExternalTab({ kind, projectId }: { kind: "runs" | "models"; projectId: number }) {
+/** `canEdit` (the console's: the user is an admin of the project) shows "Start a run" on the Runs tab. */
+export function ExternalTab({ kind, projectId, canEdit = false }: { kind: "runs" | "models"; projectId: number; canEdit?: boolean }) {
   const items = useLoad(() => loadItems(kind, projectId), `${kind}:${projectId}`);
+  const mayStart = kind === "runs" && canEdit;
+  const [starting, setStarting] = useState(false);
   const live = kind === "runs" && (items.data ?? []).some((item) => typeof item.state === "string" && !isTerminal(item.state));
 
   useEffect(() => {
@@ -71,33 +76,43 @@ export function ExternalTab({ kind, projectId }: { kind: "runs" | "models"; proj
   const list = items.data;
   const columns = list && list.length ? COLUMNS[kind].filter((c) => list.some((item) => c in item)) : [];
   return (
-    <section className="card">
-      <h2>{title}</h2>
-      <p className="muted small">{kind === "runs" ? "Runs of this project, newest first, as /api/runs/ reports them." : "Registered models, as /api/models/ reports them."}</p>
-      <ErrorNote error={items.error} />
-      {list?.length === 0 && <p role="status">None yet.</p>}
-      {list && list.length > 0 && (
-        <table className="table" aria-label={title}>
-          <thead>
-            <tr>
-              {columns.map((c) => (
-                <th key={c}>{c.replace(/_/g, " ")}</th>
-              ))}
-            </tr>
-          </thead>
-          <tbody>
-            {list.map((item, i) => (
-              <tr key={String(item.id ?? i)}>
+    <div className="stack">
+      {mayStart && starting && <StartRunForm projectId={projectId} onCancel={() => setStarting(false)} />}
+      <section className="card">
+        <div className="editor-head">
+          <h2>{title}</h2>
+          {mayStart && !starting && (
+            <button type="button" className="start-run-button" onClick={() => setStarting(true)}>
+              Start a run
+            </button>
+          )}
+        </div>
+        <p className="muted small">{kind === "runs" ? "Runs of this project, newest first, as /api/runs/ reports them." : "Registered models, as /api/models/ reports them."}</p>
+        <ErrorNote error={items.error} />
+        {list?.length === 0 && <p role="status">None yet.</p>}
+        {list && list.length > 0 && (
+          <table className="table" aria-label={title}>
+            <thead>
+              <tr>
                 {columns.map((c) => (
-                  <td key={c} className={c === "error" ? "clip" : undefined}>
-                    {kind === "runs" ? <RunCell column={c} item={item} projectId={projectId} /> : cell(c, item[c])}
-                  </td>
+                  <th key={c}>{c.replace(/_/g, " ")}</th>
                 ))}
               </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
-    </section>
+            </thead>
+            <tbody>
+              {list.map((item, i) => (
+                <tr key={String(item.id ?? i)}>
+                  {columns.map((c) => (
+                    <td key={c} className={c === "error" ? "clip" : undefined}>
+                      {kind === "runs" ? <RunCell column={c} item={item} projectId={projectId} /> : cell(c, item[c])}
+                    </td>
+                  ))}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
+    </div>
   );
 }

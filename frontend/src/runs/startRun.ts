@@ -1,0 +1,380 @@
+/**
+ * Starting a training run from the console: what each input of POST /api/runs/ is (its picker, label
+ * and hint), which config fields a form shows up front, and the pure steps from form state to the
+ * request body and from an API error back to the fields. The form is StartRunForm.tsx; the kinds,
+ * their inputs and config fields come from GET /api/runs/kinds/ (training/selectors.py run_kinds).
+ *
+ * Form state holds text as typed: a config field left empty (or a checkbox left at its default) is
+ * not sent, so the server's default applies; typed values are parsed by the field's type.
+ */
+import type { ModelVersion, RegisteredModel, RunConfigField, RunKindSpec, RunStartBody } from "../api";
+import { fieldErrors } from "../admin/format";
+
+/** How an input is picked. */
+export type InputControl =
+  | "version" // a registered model version (GET /api/models/ and their versions)
+  | "snapshot" // a ready preference snapshot of the project
+  | "dataset" // a dataset of the project
+  | "template" // one prompt template of the project
+  | "templates" // several templates (a list of ids)
+  | "constitution" // a version number of the project's constitution
+  | "cai_run" // a succeeded cai_revise run of the project
+  | "split" // train / eval / test
+  | "number" // a positive whole number
+  | "text"
+  | "json"; // a JSON object
+
+export type InputSpec = { label: string; control: InputControl; hint: string };
+
+export const INPUTS: Record<string, InputSpec> = {
+  base_version: { label: "Base model version", control: "version", hint: "The registered model version the run starts from." },
+  reward_version: { label: "Reward model version", control: "version", hint: "A registered reward model (or classifier) that scores the samples." },
+  kl_base_version: {
+    label: "KL reference version",
+    control: "version",
+    hint: "The model the KL divergence is measured against. Empty: the evaluated version's base, if it has one.",
+  },
+  snapshot: { label: "Preference snapshot", control: "snapshot", hint: "A ready snapshot of this project: its train (and eval) pairs." },
+  dataset: { label: "Dataset", control: "dataset", hint: "A dataset of this project." },
+  template: { label: "Prompt template", control: "template", hint: "Renders each row into a prompt. Empty: the project's default template." },
+  templates: {
+    label: "Prompt templates",
+    control: "templates",
+    hint: "Each checked template is one prompt variant of the sweep. None checked: the project's default template.",
+  },
+  constitution: { label: "Constitution version", control: "constitution", hint: "The principles the run uses. Default: the newest version." },
+  cai_run: { label: "Constitutional-AI run", control: "cai_run", hint: "A succeeded cai_revise run of this project." },
+  split: { label: "Split", control: "split", hint: "Optional: only rows of this split." },
+  limit: { label: "Limit", control: "number", hint: "At most this many rows or prompts. Empty: all." },
+  target_field: { label: "Target field", control: "text", hint: "The dataset column the model learns to write." },
+  reference_field: { label: "Reference field", control: "text", hint: "The dataset column that holds the reference answer." },
+  output_model: { label: "Output model name", control: "text", hint: "The registry name of the result. Empty: <base model>-<kind>." },
+  then_sft: {
+    label: "Then SFT",
+    control: "json",
+    hint: 'Optional: when this run succeeds, LoRA-SFT the base model on its revisions. {"config": {...}, "output_model": "..."}',
+  },
+};
+
+/** Hints that depend on the kind (what an input means there, or its default). */
+const KIND_HINTS: Record<string, Record<string, string>> = {
+  sft: {
+    dataset: "With a target field: the rows rendered by the template are the prompts. Leave empty to learn a cai_run instead.",
+    cai_run: "Instead of a dataset: learn the final revisions of a succeeded cai_revise run.",
+    limit: "At most this many dataset rows. Empty: all.",
+  },
+  reward_model: {
+    base_version: "The model to start from: a causal LM, classifier or reward model.",
+    snapshot: "A ready snapshot of this project. Leave empty to learn a cai_run instead.",
+    cai_run: "Instead of a snapshot: the pairs of a succeeded cai_revise run (each revision over its first answer).",
+  },
+  dpo: {
+    snapshot: "A ready snapshot of this project. Leave empty to learn a cai_run instead.",
+    cai_run: "Instead of a snapshot: the pairs of a succeeded cai_revise run (each revision over its first answer).",
+  },
+  rlhf: {
+    dataset: "Its train (and eval) rows, rendered by the template, are the prompts.",
+    reward_version: "Required unless the config's reward_function names a rule reward.",
+  },
+  evaluate: {
+    base_version: "The version to evaluate (an adapter version is fine).",
+    split: "Default: test.",
+    dataset: "The rows to evaluate on, with their reference answers.",
+  },
+  cai_revise: {
+    base_version: "The model that answers, critiques and revises.",
+    dataset: "Optional: revise answers to this dataset's rows. Empty: the project's comparison prompts.",
+    template: "Only with a dataset. Empty: the project's default template.",
+    split: "Default: train with a dataset, every split without.",
+    limit: "At most this many prompts. Empty: all.",
+  },
+  ai_feedback: {
+    base_version: "The AI labeler: a causal LM that judges pairs of completions.",
+    split: "Optional: only comparisons of this split.",
+    limit: "At most this many comparisons. Empty: all that have no AI label yet.",
+  },
+};
+
+/** Which inputs are alternatives, in the API's words (training/services/run_inputs.py, cai.py). */
+export const ALTERNATIVES: Record<string, string> = {
+  sft: "Training data: a dataset and its target field (prompts rendered by the template), or a cai_run (a cai_revise run's revisions) — one or the other.",
+  reward_model: "Pairs: a ready snapshot, or a cai_run (each revision preferred over its first answer) — one or the other.",
+  dpo: "Pairs: a ready snapshot, or a cai_run (each revision preferred over its first answer) — one or the other.",
+  cai_revise: "Prompts: a dataset (with a template), or, with no dataset, the project's comparison prompts.",
+  rlhf: "Rewards: a reward model version, or a rule reward named in the config's reward_function.",
+  ai_feedback: "It labels the project's non-gold comparisons that have no AI label yet.",
+};
+
+export function inputSpec(kind: string, name: string): InputSpec {
+  const base = INPUTS[name] ?? { label: name, control: "text" as const, hint: "" };
+  return { ...base, hint: KIND_HINTS[kind]?.[name] ?? base.hint };
+}
+
+/** Which registry versions an input of a kind takes (the server refuses the others by task). */
+export function versionTasks(kind: string, input: string): string[] {
+  if (input === "reward_version") return ["reward-model", "classifier"];
+  if (input === "base_version" && kind === "reward_model") return ["causal-lm", "classifier", "reward-model"];
+  return ["causal-lm"];
+}
+
+export type VersionChoice = { id: number; label: string };
+
+/** "name vN (task)" for each version an input accepts: the right task, not GGUF, adapters only for evaluate. */
+export function versionChoices(registry: { model: RegisteredModel; versions: ModelVersion[] }[], kind: string, input: string): VersionChoice[] {
+  const tasks = versionTasks(kind, input);
+  const adapters = kind === "evaluate" && input === "base_version";
+  return registry
+    .filter(({ model }) => tasks.includes(model.task))
+    .flatMap(({ model, versions }) =>
+      versions
+        .filter((v) => v.format !== "gguf" && (adapters || !v.is_adapter))
+        .map((v) => ({ id: v.id, label: `${model.name} v${v.version} (${model.task})${v.is_adapter ? " · adapter" : ""}` })),
+    )
+    .sort((a, b) => a.label.localeCompare(b.label, undefined, { numeric: true }));
+}
+
+// --- config fields ---
+
+const TRAINING_COMMON = ["learning_rate", "num_train_epochs", "max_steps", "peft_method", "lora_r"];
+
+/** The config fields shown up front per kind; the rest sit behind "Advanced". */
+export const COMMON_CONFIG: Record<string, string[]> = {
+  sft: TRAINING_COMMON,
+  reward_model: TRAINING_COMMON,
+  dpo: [...TRAINING_COMMON, "beta"],
+  rlhf: ["algorithm", "kl_coef", ...TRAINING_COMMON],
+  cai_revise: ["rounds", "principle_keys", "max_new_tokens"],
+  ai_feedback: ["principle", "both_orders"],
+  evaluate: ["max_new_tokens", "generations", "metrics"],
+};
+
+/** Known values of a few string fields, offered as suggestions (the server checks them). */
+export const SUGGESTIONS: Record<string, string[]> = {
+  peft_method: ["lora", "prompt_tuning", "full", "none"],
+  algorithm: ["ppo", "rloo", "grpo"],
+  sampling: ["random", "cycle"],
+  dtype: ["auto", "float32", "bfloat16", "float16"],
+  device: ["auto", "cpu", "cuda"],
+  lr_scheduler_type: ["linear", "cosine", "constant", "constant_with_warmup"],
+  kl_controller: ["fixed", "adaptive"],
+};
+
+/** Config fields that name a path on the workers: only staff may set them (training/apis.py). */
+export const WORKER_PATH_FIELDS = new Set([
+  "model_path",
+  "adapter_path",
+  "base_model_path",
+  "reward_model_path",
+  "train_file",
+  "eval_file",
+  "data_file",
+  "offtask_file",
+  "prompts_file",
+  "comparisons_file",
+]);
+
+/** The fields a person sets: those the platform does not fill from the inputs. */
+export function editableConfig(spec: RunKindSpec): RunConfigField[] {
+  return spec.config.filter((f) => !f.filled_by_inputs);
+}
+
+/** The editable fields split into the common ones (in COMMON_CONFIG's order, required ones first) and the rest. */
+export function splitConfig(spec: RunKindSpec): { common: RunConfigField[]; advanced: RunConfigField[] } {
+  const fields = editableConfig(spec);
+  const names = COMMON_CONFIG[spec.kind] ?? [];
+  const required = fields.filter((f) => f.required);
+  const listed = names.map((n) => fields.find((f) => f.name === n)).filter((f): f is RunConfigField => !!f && !f.required);
+  const common = [...required, ...listed];
+  return { common, advanced: fields.filter((f) => !common.includes(f)) };
+}
+
+export type ConfigControl = "checkbox" | "int" | "float" | "text" | "csv" | "json";
+
+export function isOptional(field: RunConfigField): boolean {
+  return /\|\s*None$/.test(field.type);
+}
+
+function baseType(field: RunConfigField): string {
+  return field.type.replace(/\s*\|\s*None$/, "").trim();
+}
+
+/** How a field is edited, by its type: a checkbox, a number, text, comma-separated strings or JSON. */
+export function configControl(field: RunConfigField): ConfigControl {
+  const type = baseType(field);
+  if (type === "bool") return "checkbox";
+  if (type === "int") return "int";
+  if (type === "float") return "float";
+  if (type === "str") return "text";
+  if (type === "list[str]") return "csv";
+  if (type === "list" && Array.isArray(field.default) && field.default.length > 0 && field.default.every((v) => typeof v === "string")) return "csv";
+  return "json";
+}
+
+/** The default as a placeholder: "none" for null, "a, b" for a list of strings, JSON for the rest. */
+export function defaultText(field: RunConfigField): string {
+  const value = field.default;
+  if (value === null || value === undefined) return field.required ? "required" : "none";
+  const control = configControl(field);
+  if (control === "csv" && Array.isArray(value)) return value.join(", ");
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+export type Parsed = { value: unknown } | { error: string } | null;
+
+const INT_RE = /^[+-]?\d+$/;
+const FLOAT_RE = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+function parseJson(name: string, text: string): { value: unknown } | { error: string } {
+  try {
+    return { value: JSON.parse(text) };
+  } catch (error) {
+    return { error: `${name}: not valid JSON (${error instanceof Error ? error.message : String(error)}).` };
+  }
+}
+
+/**
+ * A config field's typed value, or an error that names the field, or null when it is left as is (empty
+ * text, or a checkbox at its default). "none" or "null" sets an optional (`X | None`) field to null.
+ */
+export function parseConfigValue(field: RunConfigField, raw: string | boolean | undefined): Parsed {
+  const { name } = field;
+  const control = configControl(field);
+  if (control === "checkbox") {
+    if (typeof raw !== "boolean" || raw === field.default) return null;
+    return { value: raw };
+  }
+  if (raw === undefined || typeof raw === "boolean") return null;
+  const text = raw.trim();
+  if (text === "") return null;
+  if (isOptional(field) && (text.toLowerCase() === "none" || text.toLowerCase() === "null")) return { value: null };
+  switch (control) {
+    case "int":
+      return INT_RE.test(text) ? { value: Number.parseInt(text, 10) } : { error: `${name} must be a whole number, not “${text}”.` };
+    case "float":
+      return FLOAT_RE.test(text) ? { value: Number(text) } : { error: `${name} must be a number, not “${text}”.` };
+    case "text":
+      return { value: text };
+    case "csv": {
+      if (text.startsWith("[")) {
+        const parsed = parseJson(name, text);
+        if ("error" in parsed) return parsed;
+        if (!Array.isArray(parsed.value) || !parsed.value.every((v) => typeof v === "string")) {
+          return { error: `${name} must be a list of strings.` };
+        }
+        return parsed;
+      }
+      return {
+        value: text
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean),
+      };
+    }
+    default: {
+      const parsed = parseJson(name, text);
+      if ("error" in parsed) return parsed;
+      const type = baseType(field);
+      const value = parsed.value;
+      if (type === "dict" && (value === null || typeof value !== "object" || Array.isArray(value))) return { error: `${name} must be a JSON object.` };
+      if (type.startsWith("list") && !Array.isArray(value)) return { error: `${name} must be a JSON list.` };
+      return parsed;
+    }
+  }
+}
+
+// --- inputs ---
+
+export type InputValue = string | string[];
+export type FormState = { inputs: Record<string, InputValue>; config: Record<string, string | boolean> };
+
+const ID_CONTROLS: InputControl[] = ["version", "snapshot", "dataset", "template", "constitution", "cai_run"];
+
+/** An input's value for the request, an error naming it, or null when it is left empty (dropped). */
+export function parseInputValue(control: InputControl, name: string, raw: InputValue | undefined): Parsed {
+  if (raw === undefined) return null;
+  if (control === "templates") {
+    const ids = (Array.isArray(raw) ? raw : [raw]).filter((v) => v !== "");
+    if (ids.length === 0) return null;
+    const bad = ids.find((v) => !/^\d+$/.test(v));
+    return bad === undefined ? { value: ids.map(Number) } : { error: `${name}: “${bad}” is not an id.` };
+  }
+  const text = (Array.isArray(raw) ? raw.join(",") : raw).trim();
+  if (text === "") return null;
+  if (ID_CONTROLS.includes(control)) {
+    return /^\d+$/.test(text) && Number(text) > 0 ? { value: Number(text) } : { error: `${name}: “${text}” is not an id.` };
+  }
+  if (control === "number") {
+    return /^\d+$/.test(text) && Number(text) > 0 ? { value: Number(text) } : { error: `${name} must be a positive whole number, not “${text}”.` };
+  }
+  if (control === "json") {
+    const parsed = parseJson(name, text);
+    if ("error" in parsed) return parsed;
+    const value = parsed.value;
+    if (value === null || typeof value !== "object" || Array.isArray(value)) return { error: `${name} must be a JSON object.` };
+    return parsed;
+  }
+  return { value: text };
+}
+
+export type BuildResult = { body: RunStartBody; errors: null } | { body: null; errors: Record<string, string> };
+
+/**
+ * The body of POST /api/runs/ from the form: the kind's inputs that are filled in (empty ones dropped),
+ * the config fields the user changed (parsed by type; fields the inputs fill are never sent). Errors
+ * are keyed like the server's (`inputs.limit`, `config.lora_r`) and their messages name the field.
+ */
+export function buildRunRequest(spec: RunKindSpec, projectId: number, form: FormState): BuildResult {
+  const errors: Record<string, string> = {};
+  const inputs: Record<string, unknown> = {};
+  for (const name of spec.inputs) {
+    const parsed = parseInputValue(inputSpec(spec.kind, name).control, name, form.inputs[name]);
+    if (parsed === null) continue;
+    if ("error" in parsed) errors[`inputs.${name}`] = parsed.error;
+    else inputs[name] = parsed.value;
+  }
+  const config: Record<string, unknown> = {};
+  for (const field of editableConfig(spec)) {
+    const parsed = parseConfigValue(field, form.config[field.name]);
+    if (parsed === null) continue;
+    if ("error" in parsed) errors[`config.${field.name}`] = parsed.error;
+    else config[field.name] = parsed.value;
+  }
+  if (Object.keys(errors).length) return { body: null, errors };
+  return { body: { kind: spec.kind, project: projectId, config, inputs }, errors: null };
+}
+
+/** The keys the form shows an error at: the kind, each input of the kind, each editable config field. */
+export function fieldKeys(spec: RunKindSpec | null): string[] {
+  if (!spec) return ["kind"];
+  return ["kind", ...spec.inputs.map((n) => `inputs.${n}`), ...editableConfig(spec).map((f) => `config.${f.name}`)];
+}
+
+/**
+ * An API error as messages per form field. The server names fields `inputs.snapshot`,
+ * `config.lora_r`, or deeper (`inputs.then_sft.config.lora_r`: shown at then_sft as "config.lora_r:
+ * ..."); DRF names body fields (`kind`). Anything the form has no field for lands under "" (the
+ * general line), with its key in front.
+ */
+export function mapRunErrors(error: unknown, spec: RunKindSpec | null): Record<string, string> {
+  const known = fieldKeys(spec);
+  const out: Record<string, string> = {};
+  const add = (key: string, message: string) => {
+    out[key] = out[key] ? `${out[key]} ${message}` : message;
+  };
+  for (const [key, message] of Object.entries(fieldErrors(error))) {
+    if (key === "") {
+      add("", message);
+      continue;
+    }
+    const at = known.filter((k) => key === k || key.startsWith(`${k}.`)).sort((a, b) => b.length - a.length)[0];
+    if (at === undefined) add("", `${key}: ${message}`);
+    else add(at, at === key ? message : `${key.slice(at.length + 1)}: ${message}`);
+  }
+  return out;
+}
+
+/** The short field name of an error key: "config.lora_r" -> "lora_r". */
+export function fieldName(key: string): string {
+  return key.replace(/^(inputs|config)\./, "");
+}
