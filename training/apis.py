@@ -22,24 +22,9 @@ from training.services import generation as generation_services
 from training.services import run_inputs
 from training.services import runs as run_services
 
-# Config fields that name files or folders on the workers: only staff may set them by hand; everyone
-# else names registry versions, snapshots and datasets in ``inputs`` and the platform fills them.
-WORKER_PATH_FIELDS = (
-    "model_path",
-    "adapter_path",
-    "base_model_path",
-    "reward_model_path",
-    "train_file",
-    "eval_file",
-    "data_file",
-    "offtask_file",
-    "prompts_file",
-    "comparisons_file",
-)
-
 
 def _only_staff_name_paths(user, config: dict) -> None:
-    named = [name for name in WORKER_PATH_FIELDS if config.get(name)]
+    named = [name for name in run_inputs.WORKER_PATH_FIELDS if config.get(name)]
     if named and not selectors.is_run_staff(user):
         raise PermissionDenied(
             f"config.{named[0]} names a path on the workers; only staff may. Name a registered version, "
@@ -191,6 +176,7 @@ class RunKindField(serializers.Serializer):
     default = serializers.JSONField(allow_null=True)
     required = serializers.BooleanField()
     filled_by_inputs = serializers.BooleanField(help_text="Set by the platform from an input; leave it out.")
+    worker_path = serializers.BooleanField(help_text="Names a file or folder on the workers: staff only.")
 
 
 class RunKindOutput(serializers.Serializer):

@@ -62,7 +62,7 @@ def run_kinds() -> list[dict]:
 
     from training.ml.configs import available_configs
     from training.services.cai import ALWAYS_FILLED
-    from training.services.run_inputs import FILLS, KNOWN
+    from training.services.run_inputs import FILLS, KNOWN, WORKER_PATH_FIELDS
 
     kinds = []
     for kind, config_class in sorted(available_configs().items()):
@@ -84,6 +84,7 @@ def run_kinds() -> list[dict]:
                     "default": default,
                     "required": not has_default and f.name not in filled,
                     "filled_by_inputs": f.name in filled,
+                    "worker_path": f.name in WORKER_PATH_FIELDS,
                 }
             )
         doc = (config_class.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")

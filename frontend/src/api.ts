@@ -270,6 +270,8 @@ export type RunConfigField = {
   required: boolean;
   /** The platform sets it from an input (model_path from base_version, ...): never sent by a form. */
   filled_by_inputs: boolean;
+  /** Names a file or folder on the workers: only staff may set it. */
+  worker_path: boolean;
 };
 
 /** GET /api/runs/kinds/: a kind a person can start, the inputs it takes and its config fields. */

@@ -35,6 +35,20 @@ from models_registry.models import ArtifactFormat, ModelVersion, Task
 from training.services import cai
 
 MAX_ROWS = 200_000
+# Config fields that name files or folders on the workers: only staff may set them by hand (the API
+# checks); everyone else names registry versions, snapshots and datasets in ``inputs`` and the platform fills them.
+WORKER_PATH_FIELDS = (
+    "model_path",
+    "adapter_path",
+    "base_model_path",
+    "reward_model_path",
+    "train_file",
+    "eval_file",
+    "data_file",
+    "offtask_file",
+    "prompts_file",
+    "comparisons_file",
+)
 KINDS = ("sft", "reward_model", "dpo", "rlhf", "evaluate", "cai_revise", "ai_feedback")
 # The config fields each input fills; a config may not set them itself when the input is given.
 FILLS = {

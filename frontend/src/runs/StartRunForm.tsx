@@ -24,7 +24,6 @@ import {
   splitConfig,
   SUGGESTIONS,
   versionChoices,
-  WORKER_PATH_FIELDS,
   type InputValue,
 } from "./startRun";
 
@@ -423,7 +422,7 @@ function ConfigRow({ field, value, error, onChange }: { field: RunConfigField; v
   const listId = `${id}-list`;
   const control = configControl(field);
   const notes: string[] = [];
-  if (WORKER_PATH_FIELDS.has(field.name)) notes.push("A path on the workers: staff only.");
+  if (field.worker_path) notes.push("A path on the workers: staff only.");
   if (control === "csv") notes.push("Comma-separated.");
   if (isOptional(field) && control !== "checkbox") notes.push("“none” clears it.");
   const note = notes.join(" ");

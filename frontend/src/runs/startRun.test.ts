@@ -19,6 +19,7 @@ const field = (name: string, type: string, defaultValue: unknown, extra: Partial
   default: defaultValue,
   required: false,
   filled_by_inputs: false,
+  worker_path: false,
   ...extra,
 });
 

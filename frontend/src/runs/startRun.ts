@@ -159,20 +159,6 @@ export const SUGGESTIONS: Record<string, string[]> = {
   kl_controller: ["fixed", "adaptive"],
 };
 
-/** Config fields that name a path on the workers: only staff may set them (training/apis.py). */
-export const WORKER_PATH_FIELDS = new Set([
-  "model_path",
-  "adapter_path",
-  "base_model_path",
-  "reward_model_path",
-  "train_file",
-  "eval_file",
-  "data_file",
-  "offtask_file",
-  "prompts_file",
-  "comparisons_file",
-]);
-
 /** The fields a person sets: those the platform does not fill from the inputs. */
 export function editableConfig(spec: RunKindSpec): RunConfigField[] {
   return spec.config.filter((f) => !f.filled_by_inputs);
