@@ -61,7 +61,7 @@ def test_a_bad_config_is_a_400_naming_the_field_and_creates_nothing(api, staff, 
     assert response.status_code == 400 and response.json()["detail"] == "config: Must be a JSON object."
     response = post_run(client, kind="cai_revise", config={})
     assert response.status_code == 400
-    assert response.json()["detail"].startswith("kind: cai_revise runs are not available yet")
+    assert response.json()["detail"] == "inputs.base_version: required: the registered model version to start from"
     response = post_run(client, kind="alchemy")
     assert response.status_code == 400 and response.json()["detail"].startswith("kind:")
     response = post_run(client, priority=1)
