@@ -69,7 +69,7 @@ def test_create_validates_fills_defaults_writes_an_event_and_enqueues_on_the_gpu
         ("generate", {**CONFIG, "temprature": 1.0}, "config.temprature", "unknown option"),
         ("generate", {"model_path": "m"}, "config.prompts_file", "required"),
         ("generate", {**CONFIG, "top_p": "high"}, "config.top_p", "expected float | None"),
-        ("cai_revise", {}, "kind", "not available yet"),
+        ("cai_revise", {"model_path": "m", "prompts_file": "p", "principles": []}, "config.principles", "non-empty"),
         ("nonsense", {}, "kind", "unknown run kind"),
     ],
 )
