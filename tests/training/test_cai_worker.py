@@ -62,6 +62,7 @@ def test_cai_revise_then_chained_sft_on_a_worker(api, admin_user, setup, start_w
     assert sft.inputs["cai_run"] == run.pk and sft.inputs["constitution"] == 1
     versions = ModelVersion.objects.filter(model__name="tiny-cai")
     assert versions.exists() and all(v.source_run_id == sft.pk and v.base_version_id == base.pk for v in versions)
+    assert all({"cai", "constitution-v1"} <= set(v.tags) for v in versions)
 
 
 def test_ai_feedback_labels_flow_into_an_ai_snapshot(api, admin_user, setup, start_worker):

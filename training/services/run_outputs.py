@@ -59,6 +59,15 @@ class OutputsRegistrar:
         return {"registered": self.registered}
 
 
+def _tags(run: TrainingRun, role: str) -> list[str]:
+    tags = [run.kind, role]
+    if run.config.get("algorithm"):
+        tags.append(run.config["algorithm"])
+    if run.inputs.get("cai_run"):  # trained on constitutional-AI revisions or pairs: say under which version
+        tags += ["cai", f"constitution-v{run.inputs.get('constitution')}"]
+    return tags
+
+
 def outputs_register(*, run: TrainingRun, folder: Path, result: dict) -> list[dict]:
     outputs = result.get("outputs") or []
     if not isinstance(outputs, list):
@@ -81,7 +90,7 @@ def outputs_register(*, run: TrainingRun, folder: Path, result: dict) -> list[di
             run_id=run.pk,
             snapshot_id=run.inputs.get("snapshot"),
             metrics=metrics,
-            tags=[run.kind, role, *([run.config["algorithm"]] if run.config.get("algorithm") else [])],
+            tags=_tags(run, role),
             created_by=run.created_by,
             copy=False,
             merged=role == "merged" and base is not None,
