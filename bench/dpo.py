@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-eval-before", action="store_true")
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench" / "dpo")
     args = parser.parse_args(argv)
+    args.work = args.work.resolve()  # configs name files by absolute path (relative ones follow the config)
 
     prepared = _reward_bench().prepare_pairs(args.work / "hh")
     pairs = args.work / "pairs"

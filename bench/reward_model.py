@@ -275,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-bare", action="store_true", help="only the reward_model kind")
     parser.add_argument("--skip-kind", action="store_true", help="only the bare TRL script")
     args = parser.parse_args(argv)
+    args.work = args.work.resolve()  # configs name files by absolute path (relative ones follow the config)
 
     settings = Settings(
         model_path=args.model,
