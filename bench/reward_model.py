@@ -11,11 +11,11 @@
    tokenizer's own left truncation), model, seed and settings, stock ``RewardTrainer``, then the same
    batched pairwise accuracy and a ``save_model``.
 3. ``run_kind``: ``python -m training.ml reward_model --config ... --out ...`` in a fresh subprocess.
+4. ``run_platform`` (``--platform``): the same run queued on the platform and executed by a real
+   Celery worker, as a user's run is (needs DATABASE_URL and CELERY_BROKER_URL).
 
 Both are timed from process start to exit (imports, loading, tokenization, training, evaluation,
 saving). Printed: both wall times, the ratio kind / bare (target <= 1.05), both eval accuracies.
-A through-the-worker timing (the platform) can be added as one more ``run_*`` function returning a
-:class:`Timing`; ``main`` prints whatever list of timings it gets.
 """
 
 import argparse
@@ -234,6 +234,56 @@ def run_kind(settings: Settings, pairs: Path, out: Path) -> Timing:
     return Timing("python -m training.ml reward_model", seconds, metrics.get("eval_accuracy"), metrics)
 
 
+def run_platform(settings: Settings, pairs: Path, out: Path) -> Timing:
+    """The same run through the platform: queued with ``runs.run_create``, picked up by a real Celery
+    worker (PostgreSQL and Redis from DATABASE_URL and CELERY_BROKER_URL), run as the worker's
+    supervised subprocess with its events stored. Timed from the queued run to its end; the worker is
+    started and ready before (its start-up is not the run's)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    if not os.environ.get("DATABASE_URL") or not os.environ.get("CELERY_BROKER_URL"):
+        raise SystemExit("--platform needs DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis)")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from training.models import TERMINAL_STATES, RunState, TrainingRun
+    from training.services import runs
+
+    call_command("migrate", verbosity=0)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "worker.log"
+    argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu", "--pool", "solo", "-l", "info"]
+    with open(log, "w") as handle:
+        worker = subprocess.Popen(
+            [*argv, "-n", f"bench-{os.getpid()}@%h"],
+            cwd=ROOT,
+            env={**os.environ, **OFFLINE},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while " ready." not in log.read_text(errors="replace"):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the worker did not start; see {log}")
+            time.sleep(0.5)
+        started = time.monotonic()
+        run = runs.run_create(kind="reward_model", config=settings.kind_config(pairs), created_by=None)
+        while run.state not in TERMINAL_STATES:
+            time.sleep(0.5)
+            run = TrainingRun.objects.get(pk=run.pk)
+        seconds = time.monotonic() - started
+    finally:
+        os.killpg(worker.pid, 15)
+        worker.wait(timeout=30)
+    if run.state != RunState.SUCCEEDED:
+        raise SystemExit(f"platform run {run.pk} {run.state}: {run.error}")
+    metrics = (run.outputs.get("result") or {}).get("metrics") or {}
+    return Timing(f"platform run (worker, run {run.pk})", seconds, metrics.get("eval_accuracy"), metrics)
+
+
 def report(timings: list[Timing], settings: Settings, prepared: dict) -> None:
     print()
     print(f"data: {prepared['pairs']['train']} train / {prepared['pairs']['eval']} eval pairs ({DATA.name})")
@@ -274,6 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench" / "reward_model")
     parser.add_argument("--skip-bare", action="store_true", help="only the reward_model kind")
     parser.add_argument("--skip-kind", action="store_true", help="only the bare TRL script")
+    parser.add_argument("--platform", action="store_true", help="also through a Celery worker (PostgreSQL, Redis)")
     args = parser.parse_args(argv)
     args.work = args.work.resolve()  # configs name files by absolute path (relative ones follow the config)
 
@@ -299,6 +350,9 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_kind:
         timings.append(run_kind(settings, pairs, args.work / "kind"))
         print(f"kind: {timings[-1].seconds:.1f} s, accuracy {timings[-1].accuracy}", flush=True)
+    if args.platform:
+        timings.append(run_platform(settings, pairs, args.work / "platform"))
+        print(f"platform: {timings[-1].seconds:.1f} s, accuracy {timings[-1].accuracy}", flush=True)
     report(timings, settings, prepared)
 
 
