@@ -2,20 +2,17 @@
 reference is the model with adapters off), full fine-tuning, resume, a bad config, and pairs longer
 than ``max_length`` that keep their prompt's end and are not dropped."""
 
-import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.ml.kind_runs import run_cli
+from tests.ml.kind_runs import run_in_process as run_kind_in_process
 from training.ml.configs import ConfigError, config_for
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 TOPICS = ["the with statement", "a class definition", "the import system", "string formatting", "a for loop"]
 
 
@@ -61,29 +58,12 @@ def config_dict(model_path: Path, **overrides) -> dict:
     }
 
 
-def cli(config: Path, out: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "training.ml", "dpo", "--config", str(config), "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        check=False,
-    )
+def cli(config: Path, out: Path):
+    return run_cli("dpo", config, out)
 
 
 def run_in_process(folder: Path, config: dict, out: Path) -> tuple[dict, list[dict]]:
-    from training.ml.cli import load_config
-    from training.ml.dpo import run
-    from training.ml.events import EventWriter
-
-    path = folder / "config.json"
-    path.write_text(json.dumps(config))
-    stream = io.StringIO()
-    result = run(load_config("dpo", path), out, EventWriter(stream))
-    return result, [json.loads(line) for line in stream.getvalue().splitlines()]
+    return run_kind_in_process("dpo", folder, config, out)
 
 
 @pytest.fixture(autouse=True)

@@ -1,15 +1,13 @@
 """The ``reward_model`` kind on tiny models: it learns a learnable preference, through the CLI, with
 LoRA, weights and margins, resumes, and keeps the end of a pair longer than ``max_length``."""
 
-import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.ml.kind_runs import run_cli
+from tests.ml.kind_runs import run_in_process as run_kind_in_process
 from training.ml.configs import ConfigError, config_for
 
 pytestmark = pytest.mark.slow
@@ -63,29 +61,12 @@ def config_dict(model_path: Path, **overrides) -> dict:
     }
 
 
-def cli(config: Path, out: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "training.ml", "reward_model", "--config", str(config), "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        check=False,
-    )
+def cli(config: Path, out: Path):
+    return run_cli("reward_model", config, out)
 
 
 def run_in_process(folder: Path, config: dict, out: Path) -> tuple[dict, list[dict]]:
-    from training.ml.cli import load_config
-    from training.ml.events import EventWriter
-    from training.ml.reward_model import run
-
-    path = folder / "config.json"
-    path.write_text(json.dumps(config))
-    stream = io.StringIO()
-    result = run(load_config("reward_model", path), out, EventWriter(stream))
-    return result, [json.loads(line) for line in stream.getvalue().splitlines()]
+    return run_kind_in_process("reward_model", folder, config, out)
 
 
 @pytest.fixture(autouse=True)
