@@ -437,8 +437,5 @@ class RunRevisionsApi(Paginated, APIView):
     def get(self, request, run_id: int):
         reject_unknown_params(request, allowed=("principle",))
         run = selectors.run_for_user(user=request.user, run_id=run_id)
-        rows = CritiqueRevision.objects.filter(run=run).order_by("id")
-        principle = request.query_params.get("principle")
-        if principle:
-            rows = rows.filter(principles__contains=f",{principle},")
+        rows = selectors.run_revisions(run=run, principle=request.query_params.get("principle") or None)
         return self.paginate(request, rows, CritiqueRevisionOutput)

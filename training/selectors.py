@@ -4,7 +4,7 @@ from django.db.models import QuerySet
 from rest_framework.exceptions import NotFound
 
 from labeling.models import Role
-from training.models import RunEvent, RunEventType, TrainingRun
+from training.models import CritiqueRevision, RunEvent, RunEventType, TrainingRun
 
 # Besides staff and platform admins, these roles of a run's project see and manage its runs.
 RUN_ROLES = (Role.ADMIN, Role.REVIEWER)
@@ -52,6 +52,12 @@ def run_metrics(*, run: TrainingRun, name: str | None = None) -> dict[str, list[
                 {"step": payload.get("step"), "value": payload.get("value"), "t": payload.get("t")}
             )
     return series
+
+
+def run_revisions(*, run: TrainingRun, principle: str | None = None) -> QuerySet[CritiqueRevision]:
+    """A cai_revise run's stored steps in prompt order; with ``principle``, those a round used it on."""
+    rows = CritiqueRevision.objects.filter(run=run).order_by("id")
+    return rows.filter(principles__contains=f",{principle},") if principle else rows
 
 
 def run_kinds() -> list[dict]:

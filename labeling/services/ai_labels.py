@@ -97,8 +97,8 @@ def _record_batch(project, member, batch, counts, constitution, run_id) -> None:
         new_ids.append(comparison.pk)
     Ranking.objects.bulk_create(rankings)
     counts["recorded"] += len(rankings)
-    spot = [cid for cid in new_ids if kept_for_spot_check(cid, project.ai_spot_check_rate)]
+    spot = {cid for cid in new_ids if kept_for_spot_check(cid, project.ai_spot_check_rate)}
     counts["spot_checks"] += len(spot)
-    leaving = [cid for cid in new_ids if cid not in set(spot) and comparisons[cid].label_count == 0]
+    leaving = [cid for cid in new_ids if cid not in spot and comparisons[cid].label_count == 0]
     # label_count=0 re-checked in the UPDATE: a human ranking that landed meanwhile keeps it queued.
     counts["left_queue"] += Comparison.objects.filter(pk__in=leaving, label_count=0).update(human_queue=False)

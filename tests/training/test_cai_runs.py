@@ -270,3 +270,14 @@ def test_run_kinds_describe_inputs_and_config_fields(api, admin_user):
     assert fields["rounds"] == {**fields["rounds"], "type": "int", "default": 1, "required": False}
     assert fields["principles"]["filled_by_inputs"] and fields["prompts_file"]["filled_by_inputs"]
     assert not any(f["required"] for k in kinds.values() for f in k["config"])  # inputs fill the rest
+
+
+def test_a_torn_last_line_is_left_out_but_a_corrupt_one_fails(tmp_path):
+    from training.services.cai import _jsonl
+
+    path = tmp_path / "judgments.jsonl"
+    path.write_text('{"comparison_id": 1}\n{"comparison_id": 2, "ra')
+    assert _jsonl(path) == [{"comparison_id": 1}]
+    path.write_text('{"comparison_id": 1}\nnot json\n{"comparison_id": 3}\n')
+    with pytest.raises(ValueError, match="judgments.jsonl, line 2"):
+        _jsonl(path)

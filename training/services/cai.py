@@ -204,15 +204,19 @@ def _storable(value):
 
 
 def _jsonl(path: Path) -> list[dict]:
+    """The rows of a run's JSONL output. A torn last line (a process killed mid-write) is left out;
+    a bad line anywhere else is corruption and fails the run, naming the line."""
     if not path.exists():
         return []
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                rows.append(_storable(json.loads(line)))
-            except json.JSONDecodeError:
-                continue  # a torn last line of a killed attempt; the resumed attempt rewrote it
+    for number, line in enumerate(lines, start=1):
+        try:
+            rows.append(_storable(json.loads(line)))
+        except json.JSONDecodeError as exc:
+            if number == len(lines):
+                break
+            raise ValueError(f"{path.name}, line {number}: not JSON ({exc.msg})") from None
     return rows
 
 
