@@ -279,5 +279,5 @@ def test_a_torn_last_line_is_left_out_but_a_corrupt_one_fails(tmp_path):
     path.write_text('{"comparison_id": 1}\n{"comparison_id": 2, "ra')
     assert _jsonl(path) == [{"comparison_id": 1}]
     path.write_text('{"comparison_id": 1}\nnot json\n{"comparison_id": 3}\n')
-    with pytest.raises(ValueError, match="judgments.jsonl, line 2"):
+    with pytest.raises(ValueError, match=r"judgments\.jsonl, line 2"):
         _jsonl(path)
