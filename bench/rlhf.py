@@ -75,15 +75,19 @@ class Recorder(EventWriter):
 def evaluation_line(result: dict) -> str:
     m = result["metrics"]
     before, after = m.get("eval_reward_before", float("nan")), m.get("eval_reward_after", float("nan"))
-    return (
+    line = (
         f"  held-out reward {before:.3f} -> {after:.3f} (KL {m.get('eval_kl_after', float('nan')):.2f}); "
         f"length {m.get('eval_length_before', 0):.1f} -> {m.get('eval_length_after', 0):.1f} tokens; "
         f"final kl_coef {m['kl_coef_final']:.4f}"
-    ) + (
-        f"; held-out reward model {m['eval_heldout_reward_before']:.3f} -> {m['eval_heldout_reward_after']:.3f}"
-        if "eval_heldout_reward_after" in m
-        else ""
     )
+    if "eval_heldout_reward_after" in m:
+        line += f"; held-out reward model {m['eval_heldout_reward_before']:.3f} -> {m['eval_heldout_reward_after']:.3f}"
+    if "eval_reward_gain_low" in m:
+        line += (
+            f"\n  paired gain {m['eval_reward_gain']:+.3f} (95% CI {m['eval_reward_gain_low']:+.3f} .. "
+            f"{m['eval_reward_gain_high']:+.3f}; beyond noise when the interval is above 0)"
+        )
+    return line
 
 
 def run_once(config_dict: dict, out: Path) -> tuple[dict, float]:

@@ -136,6 +136,18 @@ def test_adaptive_kl_controller_by_hand():
     assert fixed.update(100.0, n_steps=10) == 0.1
 
 
+def test_paired_gain_by_hand():
+    from training.ml.rlhf.common import paired_gain
+
+    # Prompt-to-prompt spread (0 vs 10) does not widen the interval: only the gains' spread does.
+    gain = paired_gain([0.0, 10.0, 0.0, 10.0], [1.0, 11.0, 2.0, 12.0])
+    half = 1.96 * math.sqrt(1 / 3) / 2  # gains 1, 1, 2, 2: sample sd sqrt(1/3), n 4
+    assert gain == pytest.approx(
+        {"eval/reward_gain": 1.5, "eval/reward_gain_low": 1.5 - half, "eval/reward_gain_high": 1.5 + half}
+    )
+    assert paired_gain([1.0], [3.0]) == {"eval/reward_gain": 2.0}
+
+
 def test_rule_rewards_score_text_as_named():
     completions = ["one two three", "", "Please, please stop", "a b"]
     assert parse_reward_function("length:2").score([""] * 4, completions) == pytest.approx([-0.5, -1.0, -0.5, 0.0])
@@ -278,6 +290,11 @@ def test_grpo_through_the_command_line_with_a_reward_model_logs_kl_saves_loadabl
     assert metrics_by_step(events, "eval/heldout_reward") == pytest.approx(metrics_by_step(events, "eval/reward"))
     samples = [json.loads(line) for line in (tmp_path / "out" / "eval_samples.jsonl").read_text().splitlines()]
     assert len(samples) == 8 and [r["reward"] for r in samples] == sorted((r["reward"] for r in samples), reverse=True)
+    # Each held-out completion sits beside the reference's; the run's gain is their paired mean.
+    gain = sum(r["reward"] - r["reward_before"] for r in samples) / 8
+    assert all(isinstance(r["completion_before"], str) for r in samples)
+    assert metrics_by_step(events, "eval/reward_gain") == {2: pytest.approx(gain)}
+    assert metrics_by_step(events, "eval/reward")[2] - metrics_by_step(events, "eval/reward")[0] == pytest.approx(gain)
     assert any(e["type"] == "artifact" and e["kind"] == "rlhf_samples" for e in events)
     assert [e["path"] for e in events if e["type"] == "checkpoint"] == [
         "checkpoints/checkpoint-1",
@@ -285,6 +302,8 @@ def test_grpo_through_the_command_line_with_a_reward_model_logs_kl_saves_loadabl
     ]
     result = events[-1]
     assert result["type"] == "result" and result["metrics"]["steps"] == 2
+    low, high = result["metrics"]["eval_reward_gain_low"], result["metrics"]["eval_reward_gain_high"]
+    assert result["metrics"]["eval_reward_gain"] == pytest.approx(gain) and low < gain < high
     assert {(o["dir"], o["role"]) for o in result["outputs"]} == {("model", "merged"), ("adapter", "adapter")}
 
     from peft import PeftModel

@@ -13,12 +13,15 @@ hacking shows there); ppo adds ``loss/policy``, ``loss/value``, ``policy/clipfra
 an ``eval_file``, ``eval/reward``, ``eval/kl`` and ``eval/mean_length`` on the held-out prompts
 (one completion each, a fixed seed) before training (step 0, the reference), every ``eval_steps``
 and at the end; ``eval/heldout_reward`` when ``eval_reward_model_path`` re-scores them. The final
-evaluation's completions go to ``out/eval_samples.jsonl``, best-scored first (an ``artifact``
-event, kind ``rlhf_samples``): the best and worst can go back to labelers as a comparison.
+evaluation's completions go to ``out/eval_samples.jsonl``, best-scored first, each beside the
+reference's completion and reward (an ``artifact`` event, kind ``rlhf_samples``): the best and worst
+can go back to labelers as a comparison. ``eval/reward_gain`` is the mean gain prompt by prompt over
+the reference, with its 95% interval (``eval/reward_gain_low`` .. ``_high``).
 
 Outputs: ``out/adapter`` (LoRA) and the merged causal LM in ``out/model``; checkpoints in
 ``out/checkpoints`` (a run started again resumes from the newest). The result's metrics: reward and
-KL at the first and last step, held-out reward before and after, the final KL coefficient.
+KL at the first and last step, held-out reward before and after and the paired gain with its
+interval, the final KL coefficient.
 """
 
 from pathlib import Path

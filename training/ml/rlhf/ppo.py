@@ -246,11 +246,9 @@ def train(config, out_dir: Path, events, *, device: str, dtype: str) -> dict:
         events.log(f"resumed from {Path(checkpoint).name} (step {trainer.step} of {total})")
     events.log(f"ppo: {len(prompts)} prompts, {total} steps of {config.rollout_batch_size} x {config.generations}")
 
-    evaluations = {}
+    evaluations, before = {}, []
     if eval_prompts:
-        evaluations["before"] = evaluate(model, use_reference=True)
-        for name, value in evaluations["before"].items():
-            events.metric(name, value, step=0)
+        evaluations["before"], before = common.evaluate_before(evaluate, model, events)
     events.progress(trainer.step, total)
     while trainer.step < total:
         indices = batch_for_step(len(prompts), config.rollout_batch_size, trainer.step + 1, config.seed)
@@ -266,10 +264,6 @@ def train(config, out_dir: Path, events, *, device: str, dtype: str) -> dict:
             events.checkpoint(trainer.save(out_dir), step=trainer.step)
         events.progress(trainer.step, total)
     if eval_prompts:
-        samples: list[dict] = []
-        evaluations["after"] = evaluate(model, samples=samples)
-        for name, value in evaluations["after"].items():
-            events.metric(name, value, step=trainer.step)
-        common.write_samples(out_dir, samples, events)
+        evaluations["after"] = common.evaluate_after(evaluate, model, before, out_dir, events, step=trainer.step)
     outputs = common.save_outputs(model, tokenizer, Path(out_dir), peft=ref_model is None)
     return {"outputs": outputs, "metrics": common.summary(trainer.history, evaluations, trainer.kl.value)}

@@ -188,19 +188,14 @@ def train(config, out_dir: Path, events, *, device: str, dtype: str) -> dict:
     shape = f"{steps} steps of {config.rollout_batch_size} x {config.generations}"
     events.log(f"{config.algorithm}: {len(prompts)} prompts, {shape}, beta {controller.value:g}")
 
-    evaluations = {}
+    evaluations, before = {}, []
     if eval_prompts:
-        evaluations["before"] = evaluate(trainer.model, use_reference=True)
-        for name, value in evaluations["before"].items():
-            events.metric(name, value, step=0)
+        evaluations["before"], before = common.evaluate_before(evaluate, trainer.model, events)
     trainer.train(resume_from_checkpoint=checkpoint)
     model = trainer.accelerator.unwrap_model(trainer.model)
     if eval_prompts:
-        samples: list[dict] = []
-        evaluations["after"] = evaluate(model, samples=samples)
-        for name, value in evaluations["after"].items():
-            events.metric(name, value, step=trainer.state.global_step)
-        common.write_samples(out_dir, samples, events)
+        step = trainer.state.global_step
+        evaluations["after"] = common.evaluate_after(evaluate, model, before, out_dir, events, step=step)
     history = [
         {"step": entry["step"], "reward": entry["reward"], "kl": entry["objective/kl"]}
         for entry in trainer.state.log_history
