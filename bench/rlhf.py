@@ -2,8 +2,8 @@
 
     python bench/rlhf.py [--part known|real|both] [--steps N] [--known-steps 30] [--algorithms ppo,rloo]
                          [--reward-model DIR] [--heldout-reward-model DIR] [--policy DIR] [--algorithm ppo]
-                         [--prompts 8] [--eval-prompts 8] [--max-new-tokens 32] [--lr 1e-4] [--kl-coef 0.05]
-                         [--threads 1] [--out DIR]
+                         [--prompts 8] [--generations 2] [--eval-prompts 8] [--max-new-tokens 32] [--lr 1e-4]
+                         [--kl-coef 0.05] [--kl-target T --kl-horizon N] [--threads 1] [--out DIR]
 
 1. known: a tiny random Llama (as the tests build it) against a rule whose truth is known (the
    fraction of a completion's characters that are spaces), for each of ``--algorithms``, with the
@@ -221,6 +221,11 @@ def real(args, scratch: Path) -> None:
         "learning_rate": args.lr,
         "ppo_epochs": args.ppo_epochs,
         "kl_coef": args.kl_coef,
+        **(
+            {"kl_controller": "adaptive", "kl_target": args.kl_target, "kl_horizon": args.kl_horizon}
+            if args.kl_target
+            else {}
+        ),
         "temperature": 0.7,
         "per_device_eval_batch_size": args.eval_prompts,
         "save_steps": 0,
@@ -229,6 +234,8 @@ def real(args, scratch: Path) -> None:
     print(f"== 2. real loop: {args.algorithm} on {args.policy}, reward model {reward_model}")
     shape = f"{args.steps} steps x {args.prompts} HH prompts (<= {args.max_prompt_chars} chars)"
     print(f"   {shape} x {args.max_new_tokens} new tokens; {args.eval_prompts} held-out; threads {args.threads}")
+    kl = f"adaptive to {args.kl_target} over {args.kl_horizon} samples" if args.kl_target else "fixed"
+    print(f"   lr {args.lr:g}; kl_coef {args.kl_coef:g} ({kl})")
     result, seconds = run_once(settings, scratch / "real")
     print(evaluation_line(result))
     samples = [json.loads(line) for line in (scratch / "real" / "eval_samples.jsonl").read_text().splitlines()]
@@ -258,6 +265,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--ppo-epochs", type=int, default=None, help="passes over each rollout (4 ppo, 1 rloo/grpo)")
     parser.add_argument("--kl-coef", type=float, default=0.05)
+    parser.add_argument("--kl-target", type=float, default=None, help="real part: the adaptive controller's target")
+    parser.add_argument("--kl-horizon", type=int, default=10000, help="samples over which the controller adapts")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (more than the free cores is much slower)"
     )

@@ -283,7 +283,12 @@ def test_grpo_through_the_command_line_with_a_reward_model_logs_kl_saves_loadabl
     code, events = cli(path, tmp_path / "out")
     assert code == 0, events[-3:]
     kl = metrics_by_step(events, "objective/kl")
-    assert sorted(kl) == [1, 2] and kl[1] == 0 and kl[2] > 0  # k3 >= 0; step 1 samples from the reference
+    # The sampled-token estimator, as ppo and rloo report (TRL's k3 beside it); step 1 samples from
+    # the reference (LoRA's B starts at zero), so both are exactly 0 there.
+    assert sorted(kl) == [1, 2] and kl[1] == 0 and kl[2] != 0
+    k3 = metrics_by_step(events, "objective/kl_k3_per_token")
+    per_token = kl[2] / metrics_by_step(events, "completions/mean_length")[2]
+    assert k3[1] == 0 and k3[2] > 0 and k3[2] != pytest.approx(per_token)
     assert set(metrics_by_step(events, "objective/kl_coef").values()) == {0.1}
     assert sorted(metrics_by_step(events, "eval/reward")) == [0, 2]
     # The held-out reward model here is the training one: it re-scores the same completions alike.

@@ -10,11 +10,13 @@ are steps x ``ppo_epochs``. ``cliprange`` is TRL's ``epsilon``. LoRA goes in as 
 The reward goes in as a reward function (:class:`RewardFunction`): it scores the decoded text (a
 reward model reads it with its own tokenizer) and logs the reward/length correlation.
 
-TRL logs ``kl`` per token (RLOO: ``logp - logp_ref`` of the sampled tokens, as PPO; GRPO: the
-``k3`` estimator ``exp(r) - r - 1`` of its loss); :class:`RLHFCallback` reports it as
-``objective/kl`` times the mean completion length (the summed KL of a completion, as PPO reports;
-exact for one generation per log), runs the adaptive KL controller on it (setting the trainer's
-``beta``), the held-out evaluation every ``eval_steps``, and the events.
+One KL estimator for all algorithms: ``logp - logp_ref`` of the sampled tokens. RLOO logs it as
+``kl``; GRPO's own ``kl`` is the ``k3`` estimator ``exp(r) - r - 1`` its loss uses, so our GRPO
+subclass logs the sampled-token one beside it (``k3`` goes on as ``objective/kl_k3_per_token``).
+:class:`RLHFCallback` reports it as ``objective/kl``, times the mean completion length (the summed
+KL of a completion, as PPO reports; exact for one generation per log), runs the adaptive KL
+controller on it (setting the trainer's ``beta``), the held-out evaluation every ``eval_steps``, and
+the events.
 """
 
 import json
@@ -28,6 +30,7 @@ from training.ml.rlhf.ppo_math import KLController
 
 RENAMED = {"clip_ratio/region_mean": "policy/clipfrac"}
 NEXT_KL_COEF = "kl_controller/next_kl_coef"  # kept in the Trainer's log history (resume), not an event
+SAMPLED_KL = "kl_sampled"
 
 
 class RewardFunction:
@@ -70,6 +73,9 @@ def _callback_class():
             for old, new in RENAMED.items():
                 if old in logs:
                     logs[new] = logs.pop(old)
+            if logs.get(SAMPLED_KL) is not None:  # grpo: the sampled-token estimator, as the others
+                logs["objective/kl_k3_per_token"] = logs.pop("kl", None)
+                logs["kl"] = logs.pop(SAMPLED_KL)
             if logs.get("kl") is not None and logs.get("completions/mean_length") is not None:
                 logs["objective/kl_per_token"] = logs.pop("kl")
                 logs["objective/kl"] = logs["objective/kl_per_token"] * logs["completions/mean_length"]
@@ -98,9 +104,39 @@ def _trainer_classes(algorithm: str):
         from trl import RLOOConfig, RLOOTrainer
 
         return RLOOConfig, RLOOTrainer
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
-    return GRPOConfig, GRPOTrainer
+    return GRPOConfig, _grpo_class()
+
+
+def _grpo_class():
+    import torch
+    from trl import GRPOTrainer
+
+    class SampledKLGRPOTrainer(GRPOTrainer):
+        """TRL's GRPO, also logging ``logp - logp_ref`` of the sampled tokens (:data:`SAMPLED_KL`)."""
+
+        def _get_per_token_logps_and_entropies(self, *args, **kwargs):
+            result = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+            if kwargs.get("compute_entropy"):  # the loss's own call: the policy's log-probs now
+                self._loss_logps = result[0]
+            return result
+
+        def _compute_loss(self, model, inputs):
+            loss = super()._compute_loss(model, inputs)
+            if inputs.get("ref_per_token_logps") is not None:
+                # The tokens were sampled from the policy as it was at generation (TRL keeps its
+                # log-probs when it takes several passes over a rollout; in one pass they are now's).
+                sampled = inputs.get("old_per_token_logps")
+                sampled = self._loss_logps.detach() if sampled is None else sampled
+                mask = inputs["completion_mask"]
+                stats = torch.stack([((sampled - inputs["ref_per_token_logps"]) * mask).sum(), mask.sum().float()])
+                stats = self.accelerator.reduce(stats, reduction="sum")
+                mode = "train" if self.model.training else "eval"
+                self._metrics[mode][SAMPLED_KL].append((stats[0] / stats[1].clamp(min=1.0)).item())
+            return loss
+
+    return SampledKLGRPOTrainer
 
 
 def _controller_at(checkpoint: str | None, controller: KLController) -> None:
