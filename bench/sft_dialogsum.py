@@ -22,6 +22,7 @@ checkpoint. The model is ``var/bench/smollm2-hf``
 """
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -103,20 +104,31 @@ def write_data(work: Path, test_rows: int, train_rows: int | None) -> tuple[int,
     return len(train), len(test)
 
 
+def data_fingerprint(config: dict) -> dict:
+    return {
+        key: hashlib.sha256(Path(config[key]).read_bytes()).hexdigest()
+        for key in ("train_file", "data_file")
+        if key in config
+    }
+
+
 def run_kind(kind: str, config: dict, folder: Path, *, again: bool = False) -> tuple[dict, float]:
     """``python -m training.ml KIND`` on ``config`` in ``folder``: its result event and wall time.
 
-    A folder that already holds the result of the same config is reused unless ``again``.
+    A folder that already holds the result of the same config on the same data is reused unless
+    ``again`` (the data files keep their paths when ``--test-rows`` or ``--train-rows`` change them).
     """
-    done = folder / "result.json"
-    if not again and done.exists() and json.loads((folder / "config.json").read_text()) == config:
+    done, data = folder / "result.json", folder / "data.sha256.json"
+    reusable = done.exists() and data.exists() and json.loads(data.read_text()) == data_fingerprint(config)
+    if not again and reusable and json.loads((folder / "config.json").read_text()) == config:
         saved = json.loads(done.read_text())
-        print(f"{kind}: reusing {done} (same config; --retrain runs it again)", flush=True)
+        print(f"{kind}: reusing {done} (same config and data; --retrain runs it again)", flush=True)
         return saved, saved["wall_seconds"]
     if again and folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(config, indent=2))
+    data.write_text(json.dumps(data_fingerprint(config)))
     command = [sys.executable, "-m", "training.ml", kind, "--config", str(folder / "config.json")]
     command += ["--out", str(folder / "out")]
     print(f"$ {' '.join(command)}", flush=True)
