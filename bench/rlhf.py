@@ -243,7 +243,18 @@ def real(args, scratch: Path) -> None:
         turns = [line for line in row["prompt"].splitlines() if line.startswith("Human:")]
         prompt = (turns[-1] if turns else row["prompt"])[-80:]
         print(f"   {label} held-out sample ({row['reward']:.3f}): ...{prompt!r} -> {row['completion'][:160]!r}")
+    print(habits(samples))
     print(f"   total {seconds:.0f} s (load, evaluation before and after, {args.steps} steps, saving)")
+
+
+def habits(samples: list[dict]) -> str:
+    """Cheap tells of a policy gaming an HH reward model, before -> after on the held-out prompts:
+    completions that write the next "Human:" turn themselves, and apologies."""
+    counts = []
+    for tell, found in (('a "Human:" turn', lambda t: "Human:" in t), ('"sorry"', lambda t: "sorry" in t.lower())):
+        before = sum(found(row["completion_before"]) for row in samples)
+        counts.append(f"{tell} {before} -> {sum(found(row['completion']) for row in samples)}")
+    return f"   of {len(samples)} held-out completions, with " + ", with ".join(counts)
 
 
 def main() -> None:
