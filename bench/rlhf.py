@@ -3,7 +3,8 @@
     python bench/rlhf.py [--part known|real|both] [--steps N] [--known-steps 30] [--algorithms ppo,rloo]
                          [--reward-model DIR] [--heldout-reward-model DIR] [--policy DIR] [--algorithm ppo]
                          [--prompts 8] [--generations 2] [--eval-prompts 8] [--max-new-tokens 32] [--lr 1e-4]
-                         [--kl-coef 0.05] [--kl-target T --kl-horizon N] [--threads 1] [--out DIR]
+                         [--kl-coef 0.05] [--kl-target T --kl-horizon N] [--reward-stop TEXT]
+                         [--threads 1] [--out DIR]
 
 1. known: a tiny random Llama (as the tests build it) against a rule whose truth is known (the
    fraction of a completion's characters that are spaces), for each of ``--algorithms``, with the
@@ -221,6 +222,7 @@ def real(args, scratch: Path) -> None:
         "learning_rate": args.lr,
         "ppo_epochs": args.ppo_epochs,
         "kl_coef": args.kl_coef,
+        "reward_stop_strings": args.reward_stop,
         **(
             {"kl_controller": "adaptive", "kl_target": args.kl_target, "kl_horizon": args.kl_horizon}
             if args.kl_target
@@ -235,7 +237,10 @@ def real(args, scratch: Path) -> None:
     shape = f"{args.steps} steps x {args.prompts} HH prompts (<= {args.max_prompt_chars} chars)"
     print(f"   {shape} x {args.max_new_tokens} new tokens; {args.eval_prompts} held-out; threads {args.threads}")
     kl = f"adaptive to {args.kl_target} over {args.kl_horizon} samples" if args.kl_target else "fixed"
-    print(f"   lr {args.lr:g}; kl_coef {args.kl_coef:g} ({kl})")
+    stops = ""
+    if args.reward_stop:
+        stops = f"; the reward reads completions up to {' or '.join(map(repr, args.reward_stop))}"
+    print(f"   lr {args.lr:g}; kl_coef {args.kl_coef:g} ({kl}){stops}")
     result, seconds = run_once(settings, scratch / "real")
     print(evaluation_line(result))
     samples = [json.loads(line) for line in (scratch / "real" / "eval_samples.jsonl").read_text().splitlines()]
@@ -276,6 +281,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--ppo-epochs", type=int, default=None, help="passes over each rollout (4 ppo, 1 rloo/grpo)")
     parser.add_argument("--kl-coef", type=float, default=0.05)
+    parser.add_argument(
+        "--reward-stop", action="append", default=None, metavar="TEXT", help='real part: e.g. "Human:" (repeatable)'
+    )
     parser.add_argument("--kl-target", type=float, default=None, help="real part: the adaptive controller's target")
     parser.add_argument("--kl-horizon", type=int, default=10000, help="samples over which the controller adapts")
     parser.add_argument(

@@ -161,6 +161,18 @@ def test_rule_rewards_score_text_as_named():
     assert correlation([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0) and correlation([1, 1], [1, 2]) == 0.0
 
 
+def test_a_reward_with_stop_strings_reads_each_completion_up_to_the_first_of_them():
+    from training.ml.rewards import load_heldout_reward, load_reward
+
+    base = {"model_path": "m", "train_file": "p.jsonl", "reward_function": "length:3"}
+    completions = ["a b c\n\nHuman: d e f", "a b c", "Human: a b c", "x\nUser: y Human: z"]
+    unstopped = load_reward(config_for("rlhf", base))  # -|words - 3| / 3
+    assert unstopped.score([""] * 4, completions) == pytest.approx([-4 / 3, 0, -1 / 3, -2 / 3])
+    stopped = load_reward(config_for("rlhf", {**base, "reward_stop_strings": ["Human:", "User:"]}))
+    assert stopped.score([""] * 4, completions) == pytest.approx([0, 0, -1, -2 / 3])
+    assert load_heldout_reward(config_for("rlhf", {**base, "reward_stop_strings": ["Human:"]})) is None
+
+
 def test_the_config_keeps_the_kl_penalty_and_names_bad_fields(tmp_path):
     base = {"model_path": "m", "train_file": "p.jsonl", "reward_function": "length:20"}
     for algorithm in ("ppo", "rloo", "grpo"):
@@ -178,6 +190,8 @@ def test_the_config_keeps_the_kl_penalty_and_names_bad_fields(tmp_path):
         ({"peft_method": "prompt_tuning"}, "peft_method"),
         ({"gradient_accumulation_steps": 2}, "gradient_accumulation_steps"),
         ({"train_file": ""}, "train_file"),
+        ({"reward_stop_strings": "Human:"}, "reward_stop_strings"),
+        ({"reward_stop_strings": ["Human:", ""]}, "reward_stop_strings[1]"),
     ]
     for overrides, field in bad:
         with pytest.raises(ConfigError) as error:

@@ -13,6 +13,10 @@ Rule-based rewards, named ``NAME:ARGUMENT`` in ``reward_function``:
 The reward model is a sequence-classification folder with its own tokenizer: it reads
 ``reward_text(prompt, completion)`` (left-truncated: the end of a dialogue decides) and its first
 logit is the score.
+
+With ``reward_stop_strings`` a reward reads each completion only up to the first of them: an HH
+reward model never saw a reply that goes on to write the user's next ``Human:`` turn, and a policy
+that learns to write one games it (seen in ``bench/rlhf.py``).
 """
 
 import math
@@ -124,28 +128,51 @@ class RewardModelScorer:
         return scores
 
 
+def cut_at(text: str, stops: Sequence[str]) -> str:
+    """``text`` up to the first occurrence of any of ``stops`` (all of it when none occurs)."""
+    ends = [index for stop in stops if (index := text.find(stop)) >= 0]
+    return text[: min(ends)] if ends else text
+
+
+@dataclass(frozen=True)
+class StopAt:
+    """A reward that reads each completion only up to the first of ``stops``."""
+
+    reward: object
+    stops: tuple[str, ...]
+
+    def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[float]:
+        return self.reward.score(prompts, [cut_at(text, self.stops) for text in completions])
+
+
+def _stopped(reward, config):
+    return StopAt(reward, tuple(config.reward_stop_strings)) if config.reward_stop_strings else reward
+
+
 def load_reward(config, *, device: str = "cpu"):
     """The reward of an rlhf config: its rule, or its reward model loaded on ``device``."""
     if config.reward_function:
-        return parse_reward_function(config.reward_function)
-    return RewardModelScorer(
+        return _stopped(parse_reward_function(config.reward_function), config)
+    scorer = RewardModelScorer(
         config.reward_model_path,
         device=device,
         max_length=config.reward_max_length,
         batch_size=config.reward_batch_size,
     )
+    return _stopped(scorer, config)
 
 
 def load_heldout_reward(config, *, device: str = "cpu"):
     """The config's ``eval_reward_model_path`` (a second reward model re-scoring the evaluation), or None."""
     if not config.eval_reward_model_path:
         return None
-    return RewardModelScorer(
+    scorer = RewardModelScorer(
         config.eval_reward_model_path,
         device=device,
         max_length=config.reward_max_length,
         batch_size=config.reward_batch_size,
     )
+    return _stopped(scorer, config)
 
 
 def correlation(xs: Sequence[float], ys: Sequence[float]) -> float:

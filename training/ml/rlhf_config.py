@@ -11,8 +11,10 @@ TRL counts one optimizer step per pass, so its step numbers are steps x ``ppo_ep
 The reward is either ``reward_model_path`` (a sequence-classification folder with its own
 tokenizer: it scores the decoded prompt + completion text) or ``reward_function``, a rule from
 :mod:`training.ml.rewards` (``length:N``, ``contains:WORD``, ``keyword_count:WORD``,
-``char_fraction:CHARS``) for tests and demos. ``eval_reward_model_path``, a second reward model,
-re-scores the held-out completions (a policy hacking the training reward shows a gap there).
+``char_fraction:CHARS``) for tests and demos. ``reward_stop_strings``: the reward reads each
+completion only up to the first of them (``["Human:"]`` for HH-style dialogues).
+``eval_reward_model_path``, a second reward model, re-scores the held-out completions (a policy
+hacking the training reward shows a gap there).
 
 The KL penalty to the reference (the model with adapters disabled) is always on: ``kl_coef`` (beta)
 must be > 0 for every algorithm. ``kl_controller: adaptive`` moves it towards ``kl_target`` (the
@@ -44,6 +46,7 @@ class RLHFConfig(PeftOptions, TrainConfig):
     reward_model_path: str | None = None
     reward_function: str | None = None
     eval_reward_model_path: str | None = None
+    reward_stop_strings: list[str] | None = None
     reward_max_length: int = 512
     reward_batch_size: int = 16
     kl_coef: float = 0.05
@@ -107,6 +110,13 @@ class RLHFConfig(PeftOptions, TrainConfig):
                 parse_reward_function(self.reward_function)
             except ValueError as exc:
                 raise ConfigError("reward_function", str(exc)) from None
+        stops = self.reward_stop_strings
+        if stops is not None:
+            if not isinstance(stops, list) or len(stops) > 16:
+                raise ConfigError("reward_stop_strings", "must be a list of at most 16 strings")
+            for index, stop in enumerate(stops):
+                if not isinstance(stop, str) or not stop:
+                    raise ConfigError(f"reward_stop_strings[{index}]", f"must be a non-empty string, got {stop!r}")
         if not 8 <= self.reward_max_length <= 131072:
             raise ConfigError("reward_max_length", f"must be 8..131072, got {self.reward_max_length}")
         if not 1 <= self.reward_batch_size <= 4096:
