@@ -1,6 +1,7 @@
 """Reads of the model registry."""
 
 import json
+from typing import NamedTuple
 
 from django.db.models import Count, Exists, Max, OuterRef, Prefetch, QuerySet, TextField
 from django.db.models.functions import Cast
@@ -98,25 +99,42 @@ def alias_history(*, model: RegisteredModel, alias: str | None = None) -> QueryS
     return events
 
 
-def version_for_generation(*, version_id: int) -> tuple[ModelVersion, str, str | None]:
-    """A causal-LM version by id with what a generate run loads: (version, local folder, gguf file name).
+class GenerationSource(NamedTuple):
+    version: ModelVersion
+    folder: str  # the model's folder (an adapter's base)
+    gguf_file: str | None
+    adapter_folder: str | None  # a LoRA adapter version's own folder, loaded over ``folder``
+
+
+def _local_folder(version: ModelVersion):
+    try:
+        return storage.materialize(version.artifact_path)  # S3: downloaded into the local cache once
+    except FileNotFoundError:
+        raise ValueError(f"{version.model.name} v{version.version} is missing from the artifact store") from None
+
+
+def version_for_generation(*, version_id: int) -> GenerationSource:
+    """A causal-LM version by id with what a generate run loads: its folder and gguf file name, or for
+    a LoRA adapter, its base's folder and its own.
 
     Raises ValueError with a sentence for a person when the version cannot generate.
     """
-    version = ModelVersion.objects.select_related("model").filter(pk=version_id).first()
+    version = ModelVersion.objects.select_related("model", "base_version__model").filter(pk=version_id).first()
     if version is None:
         raise ValueError(f"there is no model version {version_id}")
     if version.model.task != Task.CAUSAL_LM:
         raise ValueError(f"{version.model.name} v{version.version} is a {version.model.task} model, not a causal-lm")
     if version.format == ArtifactFormat.PEFT_ADAPTER and not version.merged:
-        raise ValueError(f"{version.model.name} v{version.version} is a LoRA adapter; generate with its merged version")
-    try:
-        folder = storage.materialize(version.artifact_path)  # S3: downloaded into the local cache once
-    except FileNotFoundError:
-        raise ValueError(f"{version.model.name} v{version.version} is missing from the artifact store") from None
+        base = version.base_version
+        if base is None:
+            raise ValueError(f"{version.model.name} v{version.version} is a LoRA adapter with no base version")
+        if base.format != ArtifactFormat.HF_FOLDER:
+            raise ValueError(f"the base of {version.model.name} v{version.version} is not a Hugging Face folder")
+        return GenerationSource(version, str(_local_folder(base)), None, str(_local_folder(version)))
+    folder = _local_folder(version)
     if version.format == ArtifactFormat.GGUF:
         files = sorted(p.name for p in folder.glob("*.gguf"))
         if not files:
             raise ValueError(f"{version.model.name} v{version.version} has no .gguf file")
-        return version, str(folder), files[0]
-    return version, str(folder), None
+        return GenerationSource(version, str(folder), files[0], None)
+    return GenerationSource(version, str(folder), None, None)

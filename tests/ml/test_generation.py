@@ -6,7 +6,7 @@ import json
 import pytest
 
 from training.ml import generation
-from training.ml.configs import GenerateConfig
+from training.ml.configs import ConfigError, GenerateConfig
 from training.ml.events import EventWriter
 
 PROMPTS = [
@@ -87,6 +87,37 @@ def test_the_same_seed_reproduces_and_another_seed_differs(tiny_model_dir, tmp_p
     assert texts["a"] != texts["c"]
     # Sampling at temperature 1.5 over 512 tokens: the K samples of a prompt are not all alike.
     assert any(len(set(pair)) == 2 for pair in texts["a"])
+
+
+def test_an_adapter_over_the_model_generates_what_its_merged_model_does(tiny_model_dir, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    lora = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM"),
+    )
+    for name, parameter in lora.named_parameters():
+        if "lora_B" in name:
+            parameter.data.normal_(0, 0.5)  # an adapter that changes what greedy decoding picks
+    lora.save_pretrained(tmp_path / "adapter")
+    merged = tmp_path / "merged"
+    lora.merge_and_unload().save_pretrained(merged)
+    generation.load(str(tiny_model_dir))[1].save_pretrained(merged)
+
+    prompts_file = write_prompts(tmp_path)
+    texts = {}
+    for name, overrides in {
+        "base": {},
+        "adapter": {"adapter_path": str(tmp_path / "adapter")},
+        "merged": {"model_path": str(merged)},
+    }.items():
+        cfg = config(tiny_model_dir, prompts_file, greedy=True, k=1, **overrides)
+        _, _, lines = run(cfg, tmp_path / f"out-{name}")
+        texts[name] = [line["completions"][0]["text"] for line in lines]
+    assert texts["adapter"] == texts["merged"] != texts["base"]
+    with pytest.raises(ConfigError, match="adapter_path"):
+        config(tiny_model_dir, prompts_file, adapter_path="a", gguf_file="m.gguf")
 
 
 def test_left_padding_a_prompt_alone_and_in_a_batch_generate_the_same_greedy_text(loaded):

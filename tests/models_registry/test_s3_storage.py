@@ -177,7 +177,7 @@ def test_materialize_downloads_once_then_reuses_the_cache(
     assert first == Path(settings.ARTIFACT_ROOT) / "cache" / "models" / "tiny" / "1"
     assert {n: b for n, b in files_of(first).items() if n != "_COMPLETE"} == files_of(folder)
     assert storage.materialize(version.artifact_path) == first
-    assert selectors.version_for_generation(version_id=version.pk) == (version, str(first), None)
+    assert selectors.version_for_generation(version_id=version.pk) == (version, str(first), None, None)
     assert downloads == ["models/tiny/1"]  # once
 
     # The bucket's copy changes under the same key (a number registered again after a removal):

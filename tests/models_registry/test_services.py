@@ -170,6 +170,21 @@ def test_an_alias_names_a_version_of_its_own_model(make_folder):
     assert not ModelAlias.objects.exists() and not ModelAliasEvent.objects.exists()
 
 
+def test_an_adapter_generates_over_its_base_and_a_base_less_one_is_refused(hf_folder, adapter_folder):
+    base = register(hf_folder, name="base")
+    adapter = register(adapter_folder, name="sft", base_version=base)
+    source = selectors.version_for_generation(version_id=adapter.pk)
+    assert source.version == adapter and source.gguf_file is None
+    assert (source.folder, source.adapter_folder) == (
+        str(storage.materialize(base.artifact_path)),
+        str(storage.materialize(adapter.artifact_path)),
+    )
+    assert selectors.version_for_generation(version_id=base.pk).adapter_folder is None
+    orphan = register(adapter_folder, name="orphan")
+    with pytest.raises(ValueError, match="orphan v1 is a LoRA adapter with no base version"):
+        selectors.version_for_generation(version_id=orphan.pk)
+
+
 def test_lineage_is_the_chain_of_base_versions(make_folder, hf_folder, adapter_folder):
     folder = make_folder("m", FAKE)
     base = register(hf_folder, name="base")

@@ -207,3 +207,18 @@ def test_generation_uses_the_registered_model_version(api, project, dataset, mak
     run = TrainingRun.objects.get(pk=response.json()["id"])
     assert run.config["model_path"].endswith("models/tiny-lm/1") and run.config["gguf_file"] is None
     assert run.inputs["model_version"] == version.pk and run.inputs["model_name"] == "tiny-lm v1"
+
+    # A LoRA adapter version generates over its base: the base's folder plus the adapter's.
+    adapter_folder = tmp_path / "adapter"
+    adapter_folder.mkdir()
+    (adapter_folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "tiny-lm"}))
+    (adapter_folder / "adapter_model.safetensors").write_bytes(b"\0" * 64)
+    adapter = model_version_register(
+        model_name="tiny-sft", task="causal-lm", folder=adapter_folder, fmt="peft-adapter", base_version=version
+    )
+    response = client.post(url, {"dataset": dataset.pk, "model_version": adapter.pk, "limit": 1}, format="json")
+    assert response.status_code == 202, response.json()
+    run = TrainingRun.objects.get(pk=response.json()["id"])
+    assert run.config["model_path"].endswith("models/tiny-lm/1")
+    assert run.config["adapter_path"].endswith("models/tiny-sft/1")
+    assert run.inputs["model_name"] == "tiny-sft v1"

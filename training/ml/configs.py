@@ -66,13 +66,15 @@ DTYPES = ("float32", "bfloat16", "float16")
 
 @dataclass
 class GenerateConfig(BaseConfig):
-    """Generate K completions for each prompt of ``prompts_file`` (JSONL ``{prompt_id, prompt}``)."""
+    """Generate K completions for each prompt of ``prompts_file`` (JSONL ``{prompt_id, prompt}``) with
+    ``model_path`` (and ``adapter_path``, a PEFT adapter folder as ``sft`` writes, over it)."""
 
     KIND: ClassVar[str] = "generate"
 
     model_path: str
     prompts_file: str
     gguf_file: str | None = None
+    adapter_path: str | None = None
     k: int = 2
     max_new_tokens: int = 128
     temperature: float = 0.8
@@ -89,6 +91,8 @@ class GenerateConfig(BaseConfig):
 
     def validate(self) -> None:
         _check_device_dtype(self.device, self.dtype)
+        if self.adapter_path and self.gguf_file:
+            raise ConfigError("adapter_path", "an adapter goes over a Hugging Face folder, not a GGUF file")
         if not 1 <= self.k <= 9:
             raise ConfigError("k", f"must be 1..9, got {self.k}")
         if not 1 <= self.max_new_tokens <= 4096:

@@ -88,13 +88,7 @@ def variants_of(rows: list[Row], wanted: list[str], path: str) -> list[str]:
 
 def load_model(config: EvaluateConfig):
     """The evaluated model (with its adapter, if any) and a left-padding tokenizer for generation."""
-    model, tokenizer = load(config.model_path, device=config.device, dtype=config.dtype)
-    if config.adapter_path:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, config.adapter_path)
-        model.eval()
-    return model, tokenizer
+    return load(config.model_path, device=config.device, dtype=config.dtype, adapter_path=config.adapter_path)
 
 
 def _completion_ids(tokenizer, completion: dict) -> list[int]:

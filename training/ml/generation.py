@@ -95,8 +95,16 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def load(model_path: str, gguf_file: str | None = None, *, device: str = "cpu", dtype: str = "float32"):
-    """Model (eval mode, on ``device``) and a left-padding tokenizer that has a pad token."""
+def load(
+    model_path: str,
+    gguf_file: str | None = None,
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    adapter_path: str | None = None,
+):
+    """Model (eval mode, on ``device``; with the PEFT adapter at ``adapter_path`` over it, if given)
+    and a left-padding tokenizer that has a pad token."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -104,6 +112,10 @@ def load(model_path: str, gguf_file: str | None = None, *, device: str = "cpu", 
     tokenizer = AutoTokenizer.from_pretrained(model_path, **extra)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype), **extra)
     model.to(resolve_device(device))
+    if adapter_path:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter_path)
     model.eval()
     prepare_tokenizer(tokenizer)
     return model, tokenizer
@@ -258,8 +270,11 @@ def run(config: GenerateConfig, out_dir: Path, events: EventWriter) -> dict:
         events.log(f"{len(prompts) - len(todo)} of {len(prompts)} prompts already have completions; skipping them")
 
     started = time.monotonic()
-    model, tokenizer = load(config.model_path, config.gguf_file, device=config.device, dtype=config.dtype)
+    model, tokenizer = load(
+        config.model_path, config.gguf_file, device=config.device, dtype=config.dtype, adapter_path=config.adapter_path
+    )
     source = f"{config.model_path} / {config.gguf_file}" if config.gguf_file else config.model_path
+    source += f" + adapter {config.adapter_path}" if config.adapter_path else ""
     events.log(f"loaded {source} on {model.device} ({config.dtype}) in {time.monotonic() - started:.1f} s")
     budget = prompt_budget(model, config)
 

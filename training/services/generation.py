@@ -110,14 +110,16 @@ def _render_all(project: Project, rows) -> list[dict]:
 
 def _model_source(
     *, project: Project, model_version: int | None, model_path: str | None, gguf_file: str | None
-) -> tuple[str, str | None, str, int | None]:
-    """(folder, gguf file, model name, registry version id) of the model that generates.
+) -> tuple[dict, str, int | None]:
+    """(config paths, model name, registry version id) of the model that generates.
 
-    A registered version (the request's, else the project's generation model) unless the caller
-    names a folder on the workers (``model_path``; the API allows that to staff only).
+    A registered version (the request's, else the project's generation model; a LoRA adapter goes
+    over its base) unless the caller names a folder on the workers (``model_path``; the API allows
+    that to staff only).
     """
     if model_path:
-        return model_path, gguf_file, model_name_for(model_path, gguf_file), None
+        paths = {"model_path": model_path, "gguf_file": gguf_file}
+        return paths, model_name_for(model_path, gguf_file), None
     version_id = model_version if model_version is not None else project.generation_model_id
     if version_id is None:
         raise _field_error(
@@ -125,10 +127,14 @@ def _model_source(
             "choose the model that generates: set the project's generation_model or pass model_version",
         )
     try:
-        version, folder, gguf = version_for_generation(version_id=version_id)
+        source = version_for_generation(version_id=version_id)
     except ValueError as exc:
         raise _field_error("model_version", str(exc)) from None
-    return folder, gguf, f"{version.model.name} v{version.version}"[:200], version.pk
+    paths = {"model_path": source.folder, "gguf_file": source.gguf_file}
+    if source.adapter_folder:
+        paths["adapter_path"] = source.adapter_folder
+    version = source.version
+    return paths, f"{version.model.name} v{version.version}"[:200], version.pk
 
 
 @transaction.atomic
@@ -146,14 +152,14 @@ def generation_run_create(
     params: dict | None = None,
 ) -> TrainingRun:
     """A queued generate run over the rows of a dataset that have no comparison yet."""
-    model_path, gguf_file, model_name, version_id = _model_source(
+    paths, model_name, version_id = _model_source(
         project=project, model_version=model_version, model_path=model_path, gguf_file=gguf_file
     )
     project_k = project.completions_per_prompt
     if k is not None and k != project_k:
         raise _field_error("k", f"the project compares {project_k} completions per prompt, so k must be {project_k}")
     merged, ignored = _generation_params(project, params)
-    config = {"model_path": model_path, "gguf_file": gguf_file, "prompts_file": PROMPTS_FILE, "k": project_k, **merged}
+    config = {**paths, "prompts_file": PROMPTS_FILE, "k": project_k, **merged}
     # Validate before reading rows; a project default at fault is named as such.
     try:
         runs.run_validate_config(kind=RunKind.GENERATE, config=config, prefix="generation")
