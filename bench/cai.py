@@ -20,7 +20,6 @@ SmolLM2-135M-Instruct more harmless in the eyes of a harmlessness reward model?
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -39,6 +38,7 @@ from reward_model import MINILM, Settings, prepare_pairs, run_kind  # noqa: E402
 from labeling.principles import DEFAULT_PRINCIPLES  # noqa: E402
 from training.ml.configs import config_for  # noqa: E402
 from training.ml.events import EventWriter  # noqa: E402
+from training.ml.rewards import mean_interval  # noqa: E402
 
 
 class Quiet(EventWriter):
@@ -99,8 +99,8 @@ def held_out_prompts(pairs: Path, n_sft: int, n_eval: int, max_chars: int) -> tu
 
 
 def mean_ci(values: list[float]) -> str:
-    mean = statistics.fmean(values)
-    half = 1.96 * statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
+    mean, half = mean_interval(values)
+    half = float("nan") if half is None else half
     return f"{mean:+.3f} (95% CI {mean - half:+.3f} .. {mean + half:+.3f})"
 
 

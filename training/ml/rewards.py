@@ -175,6 +175,16 @@ def load_heldout_reward(config, *, device: str = "cpu"):
     return _stopped(scorer, config)
 
 
+def mean_interval(values: Sequence[float]) -> tuple[float, float | None]:
+    """The mean and the half-width of its 95% interval (normal approximation; None for one value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, None
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, 1.96 * sd / math.sqrt(n)
+
+
 def correlation(xs: Sequence[float], ys: Sequence[float]) -> float:
     """Pearson correlation; 0 when either side is constant (reward vs completion length: length hacking)."""
     n = len(xs)

@@ -8,8 +8,6 @@ completions, the figure ``kl_target`` is about.
 
 import contextlib
 import json
-import math
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import torch
 
 from training.ml.generation import format_prompt, prepare_tokenizer
 from training.ml.hf_training import ADAPTER_DIR, MODEL_DIR, output, peft_config, read_jsonl
-from training.ml.rewards import correlation
+from training.ml.rewards import correlation, mean_interval
 from training.ml.rlhf.ppo_math import logprobs_of
 
 
@@ -228,11 +226,9 @@ def paired_gain(before: list[float], after: list[float]) -> dict:
     """Mean held-out reward gain, prompt by prompt, with a 95% interval (normal approximation): the
     rise is beyond sampling noise when the interval lies above 0. Pairing removes the prompt-to-prompt
     spread, which is far larger than the gain on a small held-out set."""
-    gains = [a - b for b, a in zip(before, after, strict=True)]
-    mean = _mean(gains)
-    if len(gains) < 2:
+    mean, half = mean_interval([a - b for b, a in zip(before, after, strict=True)])
+    if half is None:
         return {"eval/reward_gain": mean}
-    half = 1.96 * statistics.stdev(gains) / math.sqrt(len(gains))
     return {"eval/reward_gain": mean, "eval/reward_gain_low": mean - half, "eval/reward_gain_high": mean + half}
 
 
