@@ -46,10 +46,11 @@ class AliasInline(admin.TabularInline):
 
 @admin.register(models.RegisteredModel)
 class RegisteredModelAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "task", "created_by", "created_at")
-    list_filter = ("task",)
+    list_display = ("id", "name", "task", "project", "shared", "created_by", "created_at")
+    list_filter = ("task", "shared")
     search_fields = ("name", "description")
-    readonly_fields = ("created_by", "created_at")
+    # The project comes from the run that made the model; moving it would move its readers.
+    readonly_fields = ("created_by", "created_at", "project")
     inlines = [AliasInline, VersionInline]
 
 
@@ -72,6 +73,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "size_bytes",
         "config_hash",
         "source_run_id",
+        "source_role",
+        "project",
         "source_snapshot_id",
         "metrics",
         "created_by",

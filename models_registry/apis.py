@@ -1,26 +1,43 @@
 """REST API of the model registry, under /api/models/.
 
-Any signed-in user reads the registry (models, versions with lineage, aliases, downloads); staff and
-platform admins create models, import versions, move aliases and edit tags; importing a directory
-that is on the server is for platform admins only (it reads server paths). Views validate, call one
-service or selector, and serialize.
+Reads (models, versions with lineage and metrics, aliases, downloads) follow project membership:
+platform admins read everything, every other signed-in user the shared models and the models of
+the projects they review or administer; anything else answers 404 (see ``models_registry.access``).
+A project's admins move its models' aliases and edit their tags; staff accounts that administer a
+project create models and import versions for it; marking a model shared, changing shared or
+unscoped models and importing a directory that is on the server (it reads server paths) are for
+platform admins only. Views validate, call one service or selector, and serialize.
 """
 
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import Paginated, ordered, reject_unknown_params
+from config.api import Paginated, is_platform_admin, ordered, ordering_parameter, reject_unknown_params
 from models_registry import selectors, services, storage
-from models_registry.access import require_manager, require_platform_admin
+from models_registry.access import has_project_role, require_manager, require_model_writer, require_platform_admin
 from models_registry.artifacts import GGUF_HINT
-from models_registry.models import ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel, Task
+from models_registry.models import (
+    NAME_RE,
+    ModelAlias,
+    ModelAliasEvent,
+    ModelVersion,
+    RegisteredModel,
+    Task,
+    model_name_validator,
+)
 
 
 def _username(user) -> str | None:
@@ -50,6 +67,8 @@ class ModelOutput(serializers.ModelSerializer):
             "name",
             "task",
             "description",
+            "project",
+            "shared",
             "created_by",
             "created_at",
             "version_count",
@@ -88,6 +107,8 @@ class ModelVersionOutput(serializers.ModelSerializer):
             "size_bytes",
             "config_hash",
             "source_run_id",
+            "source_role",
+            "project",
             "source_snapshot_id",
             "metrics",
             "tags",
@@ -109,6 +130,7 @@ class ModelVersionOutput(serializers.ModelSerializer):
 
 class ModelLineageEntry(serializers.ModelSerializer):
     model_name = serializers.CharField(source="model.name", read_only=True)
+    hidden = serializers.SerializerMethodField()
 
     class Meta:
         model = ModelVersion
@@ -124,7 +146,12 @@ class ModelLineageEntry(serializers.ModelSerializer):
             "source_run_id",
             "source_snapshot_id",
             "created_at",
+            "hidden",
         )
+
+    def get_hidden(self, version) -> bool:
+        """True for a base you may not read: only its id and base_version are shown."""
+        return False
 
 
 class ModelVersionDetailOutput(ModelVersionOutput):
@@ -135,8 +162,19 @@ class ModelVersionDetailOutput(ModelVersionOutput):
 
     @extend_schema_field(ModelLineageEntry(many=True))
     def get_lineage(self, version):
-        """The base versions this one comes from, nearest first, each with its run and snapshot ids."""
-        return ModelLineageEntry(selectors.version_lineage(version=version), many=True).data
+        """The base versions this one comes from, nearest first, each with its run and snapshot ids.
+        A base the reader may not read shows its id and its own base only (``hidden``: true)."""
+        chain = selectors.version_lineage(version=version)
+        readable_ids = selectors.readable_version_ids(user=self.context["user"], ids=[base.pk for base in chain])
+        entries = []
+        for base in chain:
+            entry = dict(ModelLineageEntry(base).data)
+            readable = base.pk in readable_ids
+            if not readable:
+                entry = dict.fromkeys(entry) | {"id": base.pk, "base_version": base.base_version_id}
+            entry["hidden"] = not readable
+            entries.append(entry)
+        return entries
 
 
 class ModelAliasOutput(serializers.ModelSerializer):
@@ -185,33 +223,81 @@ class ModelImportSourceField(serializers.ChoiceField):
 
 # --- views ---
 
+MODEL_ORDERING = ("id", "name", "task", "created_at")
+VERSION_ORDERING = ("version", "created_at", "size_bytes")
 MODEL_FILTERS = (
     OpenApiParameter("task", enum=Task.values, description="Only models of this task."),
     OpenApiParameter("tag", str, description="Only models with a version carrying this tag."),
     OpenApiParameter("name", str, description="Name contains (case-insensitive)."),
-    OpenApiParameter("ordering", str, description="id, name, task, created_at; '-' for descending."),
+    OpenApiParameter(
+        "project",
+        {"type": "integer", "minimum": 1},
+        description="Only models a run of this project may use: its own and shared ones.",
+    ),
+    ordering_parameter(*MODEL_ORDERING),
 )
+
+
+def _scope_input(user, *, project_id: int | None, shared: bool, existing: RegisteredModel | None = None) -> int | None:
+    """The project a new model (or a version joining ``existing``) belongs to, checked for ``user``.
+
+    Staff name a project they administer; an unscoped model (no project) and ``shared`` are for
+    platform admins. A version joins ``existing`` in that model's project. Errors name the field.
+    """
+    if shared and not is_platform_admin(user):
+        raise PermissionDenied("shared: only platform admins share a model with every signed-in user.")
+    if existing is not None:
+        if project_id is not None and project_id != existing.project_id:
+            raise ValidationError({"project": [f"{existing.name} is not a model of project {project_id}."]})
+        require_model_writer(user, existing, "add versions")
+        return existing.project_id
+    if project_id is None:
+        if not is_platform_admin(user):
+            raise ValidationError({"project": ["Required: the project (one you administer) the model is for."]})
+        return None
+    if not is_platform_admin(user) and not has_project_role(user, project_id):
+        raise ValidationError({"project": [f"Project {project_id} does not exist or you are not an admin of it."]})
+    if is_platform_admin(user) and not selectors.project_exists(project_id=project_id):
+        raise ValidationError({"project": [f"Project {project_id} does not exist."]})
+    return project_id
+
+
+SCOPE_HELP = "The project the model is for (one you administer); platform admins may leave it out."
+SHARED_HELP = "Platform admins: every signed-in user reads the model (base models)."
 
 
 class ModelListCreateApi(Paginated, APIView):
     class ModelCreateInput(serializers.Serializer):
-        name = serializers.CharField(max_length=100)
+        reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
+        # The model's own rule, so the schema carries its pattern.
+        name = serializers.RegexField(NAME_RE, max_length=100, error_messages={"invalid": model_name_validator.message})
         task = serializers.ChoiceField(choices=Task.choices)
         description = serializers.CharField(required=False, allow_blank=True, default="")
+        project = serializers.IntegerField(
+            min_value=1, required=False, allow_null=True, default=None, help_text=SCOPE_HELP
+        )
+        shared = serializers.BooleanField(required=False, default=False, help_text=SHARED_HELP)
 
         def validate(self, attrs):
             return _strict(self, attrs)
 
     @extend_schema(parameters=list(MODEL_FILTERS), responses=ModelOutput(many=True))
     def get(self, request):
-        reject_unknown_params(request, allowed=("task", "tag", "name"))
+        reject_unknown_params(request, allowed=("task", "tag", "name", "project"))
         task = request.query_params.get("task")
         if task and task not in Task.values:
             raise ValidationError({"task": [f"Unknown task {task!r}; expected one of {', '.join(Task.values)}."]})
+        project = request.query_params.get("project")
+        if project is not None and (not project.isdigit() or int(project) < 1):
+            raise ValidationError({"project": [f"Expected a project id, got {project!r:.40}."]})
         models = selectors.model_list(
-            task=task, tag=request.query_params.get("tag"), name=request.query_params.get("name")
+            user=request.user,
+            task=task,
+            tag=request.query_params.get("tag"),
+            name=request.query_params.get("name"),
+            usable_in=int(project) if project is not None else None,
         )
-        models = ordered(models, request, allowed=("id", "name", "task", "created_at"), default="name")
+        models = ordered(models, request, allowed=MODEL_ORDERING, default="name")
         return self.paginate(request, models, ModelOutput)
 
     @extend_schema(request=ModelCreateInput, responses={201: ModelOutput})
@@ -219,14 +305,34 @@ class ModelListCreateApi(Paginated, APIView):
         require_manager(request.user, "register models")
         data = self.ModelCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        model = services.model_create(created_by=request.user, **data.validated_data)
-        return Response(ModelOutput(selectors.model_get(model_id=model.pk)).data, status=status.HTTP_201_CREATED)
+        args = dict(data.validated_data)
+        project_id = _scope_input(request.user, project_id=args.pop("project"), shared=args["shared"])
+        model = services.model_create(created_by=request.user, project_id=project_id, **args)
+        body = ModelOutput(selectors.model_get(user=request.user, model_id=model.pk)).data
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class ModelDetailApi(APIView):
+    class ModelPatchInput(serializers.Serializer):
+        reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
+        shared = serializers.BooleanField(help_text=SHARED_HELP)
+
+        def validate(self, attrs):
+            return _strict(self, attrs)
+
     @extend_schema(responses=ModelOutput)
     def get(self, request, model_id: int):
-        return Response(ModelOutput(selectors.model_get(model_id=model_id)).data)
+        return Response(ModelOutput(selectors.model_get(user=request.user, model_id=model_id)).data)
+
+    @extend_schema(request=ModelPatchInput, responses=ModelOutput)
+    def patch(self, request, model_id: int):
+        """Share the model with every signed-in user, or stop sharing it (platform admins)."""
+        model = selectors.model_get(user=request.user, model_id=model_id)
+        require_platform_admin(request.user, "share models or stop sharing them")
+        data = self.ModelPatchInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.model_share(model=model, shared=data.validated_data["shared"])
+        return Response(ModelOutput(selectors.model_get(user=request.user, model_id=model_id)).data)
 
 
 class ModelImportApi(APIView):
@@ -239,6 +345,7 @@ class ModelImportApi(APIView):
     """
 
     class ModelImportInput(serializers.Serializer):
+        reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
         name = serializers.CharField(max_length=100, help_text="The registered model; created on its first version.")
         task = serializers.ChoiceField(choices=Task.choices)
         source = ModelImportSourceField(choices=[("dir", "dir"), ("hub", "hub")])
@@ -247,13 +354,17 @@ class ModelImportApi(APIView):
         revision = serializers.CharField(required=False, allow_null=True, default=None)
         description = serializers.CharField(required=False, allow_blank=True, default="")
         tags = serializers.ListField(child=serializers.CharField(), required=False, default=list)
-        base_version = serializers.PrimaryKeyRelatedField(
-            queryset=ModelVersion.objects.all(),
+        base_version = serializers.IntegerField(
+            min_value=1,
             required=False,
             allow_null=True,
             default=None,
             help_text="id of the version this one derives from (source=dir).",
         )
+        project = serializers.IntegerField(
+            min_value=1, required=False, allow_null=True, default=None, help_text=SCOPE_HELP
+        )
+        shared = serializers.BooleanField(required=False, default=False, help_text=SHARED_HELP)
 
         def validate(self, attrs):
             _strict(self, attrs)
@@ -277,40 +388,57 @@ class ModelImportApi(APIView):
         data = self.ModelImportInput(data=request.data)
         data.is_valid(raise_exception=True)
         args = data.validated_data
+        if args["source"] == "dir":
+            require_platform_admin(request.user, "import from a server directory (it reads paths on the server)")
+        existing = selectors.model_named(name=args["name"])
+        if existing is not None and not selectors.model_list(user=request.user).filter(pk=existing.pk).exists():
+            raise ValidationError({"name": [f"A model named {args['name']!r} exists and is not yours to add to."]})
+        project_id = _scope_input(request.user, project_id=args["project"], shared=args["shared"], existing=existing)
         common = {
             "name": args["name"],
             "task": args["task"],
             "created_by": request.user,
             "description": args["description"],
             "tags": args["tags"],
+            "project_id": project_id,
+            # (A version joins a shared model only as shared; _scope_input let platform admins only that far.)
+            "shared": args["shared"] or (existing is not None and existing.shared),
         }
         if args["source"] == "dir":
-            require_platform_admin(request.user, "import from a server directory (it reads paths on the server)")
-            version = services.model_import_dir(path=args["path"], base_version=args["base_version"], **common)
+            base = None
+            if args["base_version"] is not None:
+                base = selectors.version_usable(
+                    user=request.user, version_id=args["base_version"], project_id=project_id
+                )
+                if base is None:
+                    raise ValidationError({"base_version": [f"There is no model version {args['base_version']}."]})
+            version = services.model_import_dir(path=args["path"], base_version=base, **common)
         else:
             version = services.model_import_hub(hub_id=args["hub_id"], revision=args["revision"], **common)
-        version = selectors.version_get(model=version.model, number=version.version)
-        return Response(ModelVersionDetailOutput(version).data, status=status.HTTP_201_CREATED)
+        version = selectors.version_get(user=request.user, model=version.model, number=version.version)
+        body = ModelVersionDetailOutput(version, context={"user": request.user}).data
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class ModelVersionListApi(Paginated, APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("tag", str, description="Only versions carrying this tag."),
-            OpenApiParameter("ordering", str, description="version, created_at, size_bytes; '-' for descending."),
+            ordering_parameter(*VERSION_ORDERING),
         ],
         responses=ModelVersionOutput(many=True),
     )
     def get(self, request, model_id: int):
-        model = selectors.model_get(model_id=model_id)
+        model = selectors.model_get(user=request.user, model_id=model_id)
         reject_unknown_params(request, allowed=("tag",))
-        versions = selectors.version_list(model=model, tag=request.query_params.get("tag"))
-        versions = ordered(versions, request, allowed=("version", "created_at", "size_bytes"), default="-version")
+        versions = selectors.version_list(user=request.user, model=model, tag=request.query_params.get("tag"))
+        versions = ordered(versions, request, allowed=VERSION_ORDERING, default="-version")
         return self.paginate(request, versions, ModelVersionOutput)
 
 
 class ModelVersionDetailApi(APIView):
     class ModelVersionPatchInput(serializers.Serializer):
+        reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
         tags = serializers.ListField(child=serializers.CharField(), allow_empty=True)
 
         def validate(self, attrs):
@@ -318,19 +446,21 @@ class ModelVersionDetailApi(APIView):
 
     @extend_schema(responses=ModelVersionDetailOutput)
     def get(self, request, model_id: int, version: int):
-        model = selectors.model_get(model_id=model_id)
-        return Response(ModelVersionDetailOutput(selectors.version_get(model=model, number=version)).data)
+        model = selectors.model_get(user=request.user, model_id=model_id)
+        found = selectors.version_get(user=request.user, model=model, number=version)
+        return Response(ModelVersionDetailOutput(found, context={"user": request.user}).data)
 
     @extend_schema(request=ModelVersionPatchInput, responses=ModelVersionDetailOutput)
     def patch(self, request, model_id: int, version: int):
         """Replace the version's tags (the only part of a version that changes)."""
-        require_manager(request.user, "edit tags")
-        model = selectors.model_get(model_id=model_id)
-        found = selectors.version_get(model=model, number=version)
+        model = selectors.model_get(user=request.user, model_id=model_id)
+        found = selectors.version_get(user=request.user, model=model, number=version)
+        require_model_writer(request.user, model, "edit tags")
         data = self.ModelVersionPatchInput(data=request.data)
         data.is_valid(raise_exception=True)
         services.tags_set(version=found, tags=data.validated_data["tags"])
-        return Response(ModelVersionDetailOutput(selectors.version_get(model=model, number=version)).data)
+        found = selectors.version_get(user=request.user, model=model, number=version)
+        return Response(ModelVersionDetailOutput(found, context={"user": request.user}).data)
 
 
 class _AnyAccept(BaseContentNegotiation):
@@ -351,13 +481,13 @@ class ModelVersionDownloadApi(APIView):
             (200, "application/zip"): OpenApiResponse(
                 OpenApiTypes.BINARY, description="The version's folder as a zip, streamed as it is read."
             ),
-            404: OpenApiResponse(description="No such model or version."),
+            404: OpenApiResponse(description="No such model or version, or not one you may read."),
         }
     )
     def get(self, request, model_id: int, version: int):
         reject_unknown_params(request, allowed=())
-        model = selectors.model_get(model_id=model_id)
-        found = selectors.version_get(model=model, number=version)
+        model = selectors.model_get(user=request.user, model_id=model_id)
+        found = selectors.version_get(user=request.user, model=model, number=version)
         prefix = f"{model.name}-v{found.version}"
         try:
             storage.list_files(found.artifact_path)  # a missing folder is a 404 now, not a broken stream
@@ -373,12 +503,13 @@ class ModelVersionDownloadApi(APIView):
 class ModelAliasListApi(APIView):
     @extend_schema(responses=ModelAliasOutput(many=True))
     def get(self, request, model_id: int):
-        model = selectors.model_get(model_id=model_id)
+        model = selectors.model_get(user=request.user, model_id=model_id)
         return Response(ModelAliasOutput(selectors.alias_list(model=model), many=True).data)
 
 
 class ModelAliasDetailApi(APIView):
     class ModelAliasInput(serializers.Serializer):
+        reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
         version = serializers.IntegerField(min_value=1, help_text="The version number the alias is to name.")
 
         def validate(self, attrs):
@@ -386,24 +517,28 @@ class ModelAliasDetailApi(APIView):
 
     @extend_schema(responses=ModelAliasOutput)
     def get(self, request, model_id: int, alias: str):
-        model = selectors.model_get(model_id=model_id)
+        model = selectors.model_get(user=request.user, model_id=model_id)
         return Response(ModelAliasOutput(selectors.alias_get(model=model, name=alias)).data)
 
-    @extend_schema(request=ModelAliasInput, responses=ModelAliasOutput)
+    @extend_schema(
+        request=ModelAliasInput,
+        responses=ModelAliasOutput,
+        examples=[OpenApiExample("Point it at version 1", value={"version": 1}, request_only=True)],
+    )
     def put(self, request, model_id: int, alias: str):
         """Point the alias at a version (creating or moving it); the move is kept in the alias history."""
-        require_manager(request.user, "move aliases")
-        model = selectors.model_get(model_id=model_id)
+        model = selectors.model_get(user=request.user, model_id=model_id)
+        require_model_writer(request.user, model, "move aliases")
         data = self.ModelAliasInput(data=request.data)
         data.is_valid(raise_exception=True)
-        target = selectors.version_get(model=model, number=data.validated_data["version"])
+        target = selectors.version_get(user=request.user, model=model, number=data.validated_data["version"])
         services.alias_set(model=model, alias=alias, version=target, actor=request.user)
         return Response(ModelAliasOutput(selectors.alias_get(model=model, name=alias)).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request, model_id: int, alias: str):
-        require_manager(request.user, "remove aliases")
-        model = selectors.model_get(model_id=model_id)
+        model = selectors.model_get(user=request.user, model_id=model_id)
+        require_model_writer(request.user, model, "remove aliases")
         services.alias_remove(model=model, alias=alias, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -415,7 +550,7 @@ class ModelAliasHistoryApi(Paginated, APIView):
     )
     def get(self, request, model_id: int):
         """Every alias move of the model, newest first (append-only)."""
-        model = selectors.model_get(model_id=model_id)
+        model = selectors.model_get(user=request.user, model_id=model_id)
         reject_unknown_params(request, allowed=("alias",))
         events = selectors.alias_history(model=model, alias=request.query_params.get("alias"))
         return self.paginate(request, ordered(events, request, allowed=("id",), default="-id"), ModelAliasEventOutput)

@@ -1,7 +1,15 @@
 """The model registry: registered models, their immutable versions (artifacts + lineage) and moving aliases.
 
 This app stays light: it never imports ``training``, ``labeling`` nor torch. Runs and preference
-snapshots are referred to by plain integer ids (``source_run_id``, ``source_snapshot_id``).
+snapshots are referred to by plain integer ids (``source_run_id``, ``source_snapshot_id``); the
+project a model belongs to is a foreign key declared by name (``"labeling.Project"``), so the
+registry can scope reads by project membership without importing labeling.
+
+Scope: a model (and each of its versions) belongs to the project whose run made it, or to no
+project (imports, platform-level runs). Members of the project read it; a platform admin may mark
+a model ``shared``, and then every signed-in user reads it (the pip base models are shared). A
+model with no project that is not shared is seen by platform admins only: nothing is public unless
+a platform admin said so.
 """
 
 from django.conf import settings
@@ -43,6 +51,18 @@ class RegisteredModel(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # A deleted project leaves its models unscoped (platform admins only), never public.
+    project = models.ForeignKey(
+        "labeling.Project",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The project whose members read this model; empty for imports and platform-level runs.",
+    )
+    shared = models.BooleanField(
+        default=False, help_text="Every signed-in user reads it (set by a platform admin: base models)."
+    )
 
     class Meta:
         ordering = ["id"]
@@ -83,6 +103,19 @@ class ModelVersion(models.Model):
         max_length=64, db_index=True, help_text="sha256 of the saved model/adapter config and tokenizer config."
     )
     source_run_id = models.PositiveBigIntegerField(null=True, blank=True, help_text="The training run that made it.")
+    source_role = models.CharField(
+        max_length=16,
+        blank=True,
+        help_text="Which of the run's outputs it is (adapter, full, merged): with source_run_id, registered once.",
+    )
+    project = models.ForeignKey(
+        "labeling.Project",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The project of the run that made it (its model's project for new versions).",
+    )
     source_snapshot_id = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="The preference snapshot it was trained on."
     )
@@ -106,6 +139,12 @@ class ModelVersion(models.Model):
                 name="modelversion_adapter_iff_peft",
             ),
             models.CheckConstraint(condition=~Q(is_adapter=True, merged=True), name="modelversion_adapter_not_merged"),
+            # A resumed run's second finish() finds its versions instead of registering them again.
+            models.UniqueConstraint(
+                fields=["source_run_id", "source_role"],
+                condition=Q(source_run_id__isnull=False) & ~Q(source_role=""),
+                name="modelversion_once_per_run_role",
+            ),
         ]
 
     def __str__(self) -> str:

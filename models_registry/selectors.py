@@ -1,12 +1,22 @@
-"""Reads of the model registry."""
+"""Reads of the model registry.
+
+Who reads what (see ``models_registry.models``): platform admins everything; every other signed-in
+user the shared models and the models of the projects they are a reviewer or admin of (staff is no
+exception). Labelers are not told a project's models exist: a labeler account may go to a stranger,
+and a project's trained weights are what the project's data bought. A version is read with its
+model, except a version that a run of another project added to it before models were scoped (the
+migration keeps those with their own project). Whatever a user may not read answers 404, as if it
+did not exist.
+"""
 
 import json
 from typing import NamedTuple
 
-from django.db.models import Count, Exists, Max, OuterRef, Prefetch, QuerySet, TextField
+from django.db.models import Count, Exists, F, Max, OuterRef, Prefetch, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
 
+from config.api import is_platform_admin
 from models_registry import storage
 from models_registry.models import ArtifactFormat, ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel, Task
 
@@ -24,26 +34,91 @@ def _tagged(versions: QuerySet, tag: str) -> QuerySet:
     return versions.alias(tags_text=Cast("tags", TextField())).filter(tags_text__contains=needle)
 
 
-def model_list(*, task: str | None = None, tag: str | None = None, name: str | None = None) -> QuerySet:
-    models = RegisteredModel.objects.select_related("created_by").annotate(
-        version_count=Count("versions", distinct=True), latest_version=Max("versions__version")
+# labeling.models.Role values, by value: the registry may not import labeling (a test checks they match).
+READER_ROLES = ("admin", "reviewer")  # read a project's models (and start runs with them)
+WRITER_ROLES = ("admin",)  # move their aliases, edit tags; staff also create and import into the project
+
+
+def member_project_ids(user, roles: tuple[str, ...] = READER_ROLES) -> QuerySet:
+    """The ids of the projects where ``user`` has one of ``roles``, as a subquery.
+
+    The registry may not import labeling (it sits below it), so it reaches the membership table
+    through the model of its own ``project`` foreign key (declared by name, ``"labeling.Project"``)
+    and that model's ``memberships`` relation.
+    """
+    project_model = RegisteredModel._meta.get_field("project").related_model
+    return project_model.objects.filter(memberships__user=user, memberships__role__in=roles).values("pk")
+
+
+def project_exists(*, project_id: int) -> bool:
+    return RegisteredModel._meta.get_field("project").related_model.objects.filter(pk=project_id).exists()
+
+
+def _sees_all(user) -> bool:
+    return is_platform_admin(user)
+
+
+def visible_models_q(user, prefix: str = "") -> Q:
+    """The models ``user`` reads, as a filter (``prefix`` e.g. ``"model__"`` from a version)."""
+    if _sees_all(user):
+        return Q()
+    if user is None or not user.is_authenticated:
+        return Q(pk__in=[])
+    return Q(**{f"{prefix}shared": True}) | Q(**{f"{prefix}project__in": member_project_ids(user)})
+
+
+def visible_versions_q(user, prefix: str = "") -> Q:
+    """The versions ``user`` reads: those of a model they read, that are in that model's scope (no
+    project, or the model's) or of one of their projects."""
+    if _sees_all(user):
+        return Q()
+    own_scope = (
+        Q(**{f"{prefix}project__isnull": True})
+        | Q(**{f"{prefix}project": F(f"{prefix}model__project")})
+        | Q(**{f"{prefix}project__in": member_project_ids(user)})
     )
+    return visible_models_q(user, prefix=f"{prefix}model__") & own_scope
+
+
+def model_list(
+    *,
+    user,
+    task: str | None = None,
+    tag: str | None = None,
+    name: str | None = None,
+    usable_in: int | None = None,
+) -> QuerySet:
+    """The models ``user`` reads; ``usable_in``: only those a run of that project may read (its own
+    and the shared ones), e.g. for a picker of base versions."""
+    seen = visible_versions_q(user, prefix="versions__")
+    models = (
+        RegisteredModel.objects.filter(visible_models_q(user))
+        .select_related("created_by")
+        .annotate(
+            version_count=Count("versions", filter=seen, distinct=True),
+            latest_version=Max("versions__version", filter=seen),
+        )
+    )
+    if usable_in is not None:
+        models = models.filter(Q(project_id=usable_in) | Q(shared=True))
     if task:
         models = models.filter(task=task)
     if name:
         models = models.filter(name__icontains=name)
     if tag:
-        models = models.filter(Exists(_tagged(ModelVersion.objects.filter(model=OuterRef("pk")), tag)))
+        versions = ModelVersion.objects.filter(visible_versions_q(user), model=OuterRef("pk"))
+        models = models.filter(Exists(_tagged(versions, tag)))
     return models.prefetch_related(Prefetch("aliases", queryset=ModelAlias.objects.select_related("version")))
 
 
-def model_get(*, model_id: int) -> RegisteredModel:
-    return get_object_or_404(model_list(), pk=model_id)
+def model_get(*, user, model_id: int) -> RegisteredModel:
+    """The model, or 404 when it does not exist or ``user`` may not read it."""
+    return get_object_or_404(model_list(user=user), pk=model_id)
 
 
-def version_list(*, model: RegisteredModel, tag: str | None = None, fmt: str | None = None) -> QuerySet:
+def version_list(*, user, model: RegisteredModel, tag: str | None = None, fmt: str | None = None) -> QuerySet:
     versions = (
-        ModelVersion.objects.filter(model=model)
+        ModelVersion.objects.filter(visible_versions_q(user), model=model)
         .select_related("model", "created_by")
         .prefetch_related(Prefetch("aliases", queryset=ModelAlias.objects.order_by("name")))
     )
@@ -54,8 +129,8 @@ def version_list(*, model: RegisteredModel, tag: str | None = None, fmt: str | N
     return versions
 
 
-def version_get(*, model: RegisteredModel, number: int) -> ModelVersion:
-    return get_object_or_404(version_list(model=model), version=number)
+def version_get(*, user, model: RegisteredModel, number: int) -> ModelVersion:
+    return get_object_or_404(version_list(user=user, model=model), version=number)
 
 
 def version_lineage(*, version: ModelVersion) -> list[ModelVersion]:
@@ -71,6 +146,34 @@ def version_lineage(*, version: ModelVersion) -> list[ModelVersion]:
         chain.append(base)
         base_id = base.base_version_id
     return chain
+
+
+def readable_version_ids(*, user, ids: list[int]) -> set[int]:
+    """Which of these versions ``user`` reads (one query)."""
+    if not ids:
+        return set()
+    return set(ModelVersion.objects.filter(visible_versions_q(user), pk__in=ids).values_list("pk", flat=True))
+
+
+def version_usable(*, user, version_id: int, project_id: int | None) -> ModelVersion | None:
+    """The version, when a run of ``project_id`` started by ``user`` may read it; else None.
+
+    A run reads a shared model's version or a version of its own project that ``user`` reads as a
+    member; platform admins any version. (Stricter than "what the user reads": a member of two
+    projects cannot carry one project's weights into the other's runs.)
+    """
+    versions = ModelVersion.objects.select_related("model", "base_version").filter(pk=version_id)
+    if _sees_all(user):
+        return versions.first()
+    in_scope = Q(model__shared=True)
+    if project_id is not None:
+        in_scope |= Q(project_id=project_id, model__project_id=project_id)
+    return versions.filter(visible_versions_q(user), in_scope).first()
+
+
+def model_named(*, name: str) -> RegisteredModel | None:
+    """The model of this name (case-insensitive), readable or not: names are unique across projects."""
+    return RegisteredModel.objects.filter(name__iexact=name).first()
 
 
 def version_find(*, model_name: str, config_hash: str | None = None, tag: str | None = None) -> ModelVersion | None:

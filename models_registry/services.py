@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from config.exceptions import Conflict, ServiceError
@@ -64,24 +64,74 @@ def _check_task(task: str) -> None:
 
 
 @transaction.atomic
-def model_create(*, name: str, task: str, description: str = "", created_by=None) -> RegisteredModel:
-    """An empty registered model (its versions come from imports and training runs)."""
+def model_create(
+    *,
+    name: str,
+    task: str,
+    description: str = "",
+    created_by=None,
+    project_id: int | None = None,
+    shared: bool = False,
+) -> RegisteredModel:
+    """An empty registered model (its versions come from imports and training runs) of a project,
+    or of none; ``shared`` (platform admins decide, the API checks) lets every signed-in user read it."""
     _validate(model_name_validator, name, "name")
     _check_task(task)
     if RegisteredModel.objects.filter(name__iexact=name).exists():
         raise Conflict(f"A model named {name!r} already exists.", errors={"name": ["Taken."]})
-    model = RegisteredModel(name=name, task=task, description=description, created_by=created_by)
+    model = RegisteredModel(
+        name=name, task=task, description=description, created_by=created_by, project_id=project_id, shared=shared
+    )
     model.full_clean()
     model.save()
     return model
 
 
-def _model_for_update(*, model_name: str, task: str, description: str, created_by) -> RegisteredModel:
-    """The model row, created if new, locked until the transaction ends (version numbers come from it)."""
+@transaction.atomic
+def model_share(*, model: RegisteredModel, shared: bool) -> RegisteredModel:
+    """Mark a model shared (every signed-in user reads it) or not; the API lets platform admins only."""
+    model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+    if model.shared != shared:
+        model.shared = shared
+        model.save(update_fields=["shared"])
+    return model
+
+
+def _scope_error(model: RegisteredModel, project_id: int | None) -> ServiceError:
+    whose = "no project" if project_id is None else f"project {project_id}"
+    if model.shared and model.project_id == project_id:
+        message = (
+            f"{model.name!r} is a shared model (every signed-in user reads it); a version joins it only "
+            "when a platform admin shares it too. Choose another name."
+        )
+    else:
+        message = (
+            f"A model named {model.name!r} already exists and is not a model of {whose}; a version made for "
+            f"{whose} cannot join it. Choose another name."
+        )
+    return ServiceError(message, errors={"model_name": [message]})
+
+
+def _model_for_update(
+    *, model_name: str, task: str, description: str, created_by, project_id: int | None, shared: bool
+) -> RegisteredModel:
+    """The model row, created if new, locked until the transaction ends (version numbers come from it).
+
+    A version joins a model of its own project only (``project_id``, None for unscoped), and a
+    shared model only when the caller publishes (``shared``): checked under the lock, so a model
+    created or shared since a run was started cannot take the run's weights.
+    """
     model = RegisteredModel.objects.filter(name__iexact=model_name).first()
     if model is None:
         model, _ = RegisteredModel.objects.get_or_create(
-            name=model_name, defaults={"task": task, "description": description, "created_by": created_by}
+            name=model_name,
+            defaults={
+                "task": task,
+                "description": description,
+                "created_by": created_by,
+                "project_id": project_id,
+                "shared": shared,
+            },
         )
     model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
     if model.task != task:
@@ -89,7 +139,18 @@ def _model_for_update(*, model_name: str, task: str, description: str, created_b
             f"{model.name} is a {model.task} model; a {task} version cannot join it. Register it under another name.",
             errors={"task": [f"The model's task is {model.task}."]},
         )
+    if model.project_id != project_id or (model.shared and not shared):
+        raise _scope_error(model, project_id)
+    if shared and not model.shared:
+        model.shared = True
+        model.save(update_fields=["shared"])
     return model
+
+
+def _made_by(run_id: int | None, run_role: str | None) -> ModelVersion | None:
+    if run_id is None or not run_role:
+        return None
+    return ModelVersion.objects.select_related("model").filter(source_run_id=run_id, source_role=run_role).first()
 
 
 def model_version_register(
@@ -100,6 +161,7 @@ def model_version_register(
     fmt: str | None,
     base_version: ModelVersion | None = None,
     run_id: int | None = None,
+    run_role: str | None = None,
     snapshot_id: int | None = None,
     metrics: dict | None = None,
     tags: Iterable[str] | None = None,
@@ -108,8 +170,16 @@ def model_version_register(
     merged: bool = False,
     tokenizer: str | None = None,
     description: str = "",
+    project_id: int | None = None,
+    shared: bool = False,
 ) -> ModelVersion:
     """Store a prepared folder as the model's next version; the model is created on its first version.
+
+    The version (and a new model) belongs to ``project_id`` (None: unscoped, platform admins read
+    it); it may join only a model of that same project, and a shared model only with ``shared``
+    (which shares a new model too). ``run_id`` + ``run_role`` register once: when the run already
+    registered that output (a resumed run finishing again), that version comes back and the folder
+    is left where it is.
 
     The folder is checked (``artifacts.inspect_folder``; ``fmt=None`` detects the format), copied
     (``copy=True``) or moved into a hidden folder beside the versions, hashed and measured there, then
@@ -126,6 +196,11 @@ def model_version_register(
     if metrics is not None and not isinstance(metrics, dict):
         raise ServiceError("metrics must be a JSON object.", errors={"metrics": ["Expected an object."]})
     tags = clean_tags(tags)
+    if run_role is not None and (run_id is None or not isinstance(run_role, str) or not 1 <= len(run_role) <= 16):
+        raise ServiceError("run_role names one output of run_id (1-16 characters).", errors={"run_role": ["Bad."]})
+    done = _made_by(run_id, run_role)
+    if done is not None:
+        return done
     info = artifacts.inspect_folder(folder, fmt)
     is_adapter = info.fmt == ArtifactFormat.PEFT_ADAPTER
     if merged and (is_adapter or base_version is None):
@@ -140,6 +215,8 @@ def model_version_register(
             f"{existing.name} is a {existing.task} model; a {task} version cannot join it.",
             errors={"task": [f"The model's task is {existing.task}."]},
         )
+    if existing is not None and (existing.project_id != project_id or (existing.shared and not shared)):
+        raise _scope_error(existing, project_id)  # before the copy; checked again under the lock
     folder_name = existing.name if existing is not None else model_name
 
     staged = storage.stage(folder, model_name=folder_name, move=not copy, skip=info.skip)
@@ -148,7 +225,17 @@ def model_version_register(
         size = artifacts.folder_size(staged)
         digest = artifacts.config_hash(staged)
         with transaction.atomic():
-            model = _model_for_update(model_name=folder_name, task=task, description=description, created_by=created_by)
+            model = _model_for_update(
+                model_name=folder_name,
+                task=task,
+                description=description,
+                created_by=created_by,
+                project_id=project_id,
+                shared=shared,
+            )
+            done = _made_by(run_id, run_role)  # another attempt of the run registered it meanwhile
+            if done is not None:
+                raise _AlreadyRegistered(done)
             number = (model.versions.aggregate(n=Max("version"))["n"] or 0) + 1
             relpath = storage.version_relpath(model.name, number)
             if tokenizer is None:
@@ -170,6 +257,8 @@ def model_version_register(
                 size_bytes=size,
                 config_hash=digest,
                 source_run_id=run_id,
+                source_role=run_role or "",
+                project_id=project_id,
                 source_snapshot_id=snapshot_id,
                 metrics=metrics or {},
                 tags=tags,
@@ -179,12 +268,22 @@ def model_version_register(
             storage.publish(staged, relpath)
             published.append(relpath)
             version.save()
-    except BaseException:
+    except BaseException as exc:
         for relpath in published:
             storage.unpublish(relpath, staged)
         storage.unstage(staged, restore_to=None if copy else folder)
+        if isinstance(exc, _AlreadyRegistered):
+            return exc.version
+        if isinstance(exc, IntegrityError) and (done := _made_by(run_id, run_role)) is not None:
+            return done  # two attempts raced past the lock on different model rows: the first one won
         raise
     return version
+
+
+class _AlreadyRegistered(Exception):
+    def __init__(self, version: ModelVersion):
+        super().__init__(f"already registered as {version.pk}")
+        self.version = version
 
 
 def model_import_dir(
@@ -196,6 +295,8 @@ def model_import_dir(
     description: str = "",
     tags: Iterable[str] | None = None,
     base_version: ModelVersion | None = None,
+    project_id: int | None = None,
+    shared: bool = False,
 ) -> ModelVersion:
     """Copy a Hugging Face folder (or PEFT adapter) that is already on the server into the registry."""
     info = artifacts.inspect_folder(Path(path))
@@ -210,6 +311,8 @@ def model_import_dir(
         tags=tags,
         created_by=created_by,
         description=description,
+        project_id=project_id,
+        shared=shared,
     )
 
 
@@ -222,6 +325,8 @@ def model_import_hub(
     created_by=None,
     description: str = "",
     tags: Iterable[str] | None = None,
+    project_id: int | None = None,
+    shared: bool = False,
 ) -> ModelVersion:
     """Download ``hub_id`` (safetensors only) and register it; offline, a clear error comes back fast."""
     _validate(model_name_validator, name, "name")
@@ -239,6 +344,8 @@ def model_import_hub(
             copy=False,
             tokenizer=None,
             description=description,
+            project_id=project_id,
+            shared=shared,
         )
 
 

@@ -12,6 +12,7 @@ from labeling.models import AlignmentCriterion, Membership, Project, Role
 from labeling.selectors.projects import projects_for_user
 from labeling.services import projects as services
 from models_registry.models import ModelVersion
+from models_registry.selectors import version_usable
 
 User = get_user_model()
 
@@ -25,7 +26,8 @@ class UserOutput(serializers.ModelSerializer):
 class UserListCreateApi(Paginated, APIView):
     class UserInput(serializers.Serializer):
         username = serializers.CharField(max_length=150)
-        password = serializers.CharField(min_length=8, write_only=True)
+        # Checked by AUTH_PASSWORD_VALIDATORS (labeling.services.accounts), not here; spaces are kept.
+        password = serializers.CharField(write_only=True, trim_whitespace=False)
         email = serializers.EmailField(required=False, default="")
         is_staff = serializers.BooleanField(required=False, default=False)
 
@@ -103,7 +105,15 @@ class ProjectInput(serializers.Serializer):
     )
 
     def validate_generation_model(self, value):
-        if value is not None and value.model.task != "causal-lm":
+        if value is None:
+            return value
+        # Only a shared version or one of this project's (a new project has none yet): the project's
+        # runs will load it, so it must not carry another project's weights in.
+        project_id = self.context.get("project_id")
+        if version_usable(user=self.context.get("user"), version_id=value.pk, project_id=project_id) is None:
+            where = f"project {project_id}" if project_id is not None else "a new project"
+            raise serializers.ValidationError(f"There is no model version {value.pk} you can use in {where}.")
+        if value.model.task != "causal-lm":
             raise serializers.ValidationError(f"{value.model.name} v{value.version} is not a causal-lm model.")
         return value
 
@@ -126,7 +136,7 @@ class ProjectListCreateApi(Paginated, APIView):
     def post(self, request):
         if not can_create_projects(request.user):
             raise PermissionDenied("Only platform admins and staff accounts create projects.")
-        data = ProjectInput(data=request.data)
+        data = ProjectInput(data=request.data, context={"user": request.user})
         data.is_valid(raise_exception=True)
         project = services.project_create(created_by=request.user, **data.validated_data)
         project.member_role = Role.ADMIN
@@ -143,7 +153,7 @@ class ProjectDetailApi(ProjectAPIView):
     @extend_schema(request=ProjectInput(partial=True), responses=ProjectOutput)
     def patch(self, request, project_id: int):
         access = self.access(request, project_id)
-        data = ProjectInput(data=request.data, partial=True)
+        data = ProjectInput(data=request.data, partial=True, context={"user": request.user, "project_id": project_id})
         data.is_valid(raise_exception=True)
         project = services.project_update(project=access.project, **data.validated_data)
         project.member_role = access.role

@@ -43,7 +43,7 @@ def cai_project(admin):
 
 @pytest.fixture
 def base_version(tiny_model_dir):
-    return model_version_register(model_name="tiny", task="causal-lm", folder=tiny_model_dir, fmt=None)
+    return model_version_register(model_name="tiny", task="causal-lm", folder=tiny_model_dir, fmt=None, shared=True)
 
 
 def open_runs(page, project):

@@ -1,5 +1,6 @@
-"""The registry's REST API: anyone signed in reads; staff and platform admins manage; server
-directories are for platform admins only."""
+"""The registry's REST API: reviewers and admins of a model's project read it and its admins manage
+it; staff create and import; server directories are for platform admins only. (Who reads what,
+endpoint by endpoint and role by role: tests/models_registry/test_scoping.py.)"""
 
 import io
 import json
@@ -7,6 +8,7 @@ import zipfile
 
 import pytest
 
+from labeling.models import Role
 from models_registry import services
 from models_registry.models import ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel
 
@@ -16,25 +18,36 @@ FAKE = {"config.json": {"model_type": "llama"}, "model.safetensors": b"weights"}
 
 
 @pytest.fixture
-def registry(make_folder, hf_folder):
-    """base (causal-lm) v1 from the tiny model; sft v1 (base: base v1, run 7, snapshot 3), v2 (base: sft v1)."""
+def registry(make_folder, hf_folder, project, add_member, labeler, staff):
+    """Models of ``project`` (lara a reviewer in it, who reads them; steve an admin): base (causal-lm)
+    v1 from the tiny model; sft v1 (base: base v1, run 7, snapshot 3), v2 (base: sft v1); rm v1."""
+    add_member(labeler, Role.REVIEWER)
+    add_member(staff, Role.ADMIN)
+    scope = {"project_id": project.pk}
     base = services.model_version_register(
-        model_name="base", task="causal-lm", folder=hf_folder, fmt=None, tags=["pretrained"]
+        model_name="base", task="causal-lm", folder=hf_folder, fmt=None, tags=["pretrained"], **scope
     )
     folder = make_folder("sft", FAKE)
     sft1 = services.model_version_register(
-        model_name="sft", task="causal-lm", folder=folder, fmt=None, base_version=base, run_id=7, snapshot_id=3
+        model_name="sft", task="causal-lm", folder=folder, fmt=None, base_version=base, run_id=7, snapshot_id=3, **scope
     )
     sft2 = services.model_version_register(
-        model_name="sft", task="causal-lm", folder=folder, fmt=None, base_version=sft1, run_id=9, tags=["candidate"]
+        model_name="sft",
+        task="causal-lm",
+        folder=folder,
+        fmt=None,
+        base_version=sft1,
+        run_id=9,
+        tags=["candidate"],
+        **scope,
     )
     rm = services.model_version_register(
-        model_name="rm", task="reward-model", folder=folder, fmt=None, tags=["encoder"]
+        model_name="rm", task="reward-model", folder=folder, fmt=None, tags=["encoder"], **scope
     )
     return {"base": base, "sft1": sft1, "sft2": sft2, "rm": rm}
 
 
-def test_anyone_signed_in_lists_models_with_filters_and_ordering(api, labeler, registry):
+def test_members_list_models_with_filters_and_ordering(api, labeler, registry):
     client = api(labeler)
     body = client.get("/api/models/").json()
     assert body["count"] == 3
@@ -52,6 +65,15 @@ def test_anyone_signed_in_lists_models_with_filters_and_ordering(api, labeler, r
         assert response.status_code == 400, bad
         assert response.json()["detail"]
     assert api().get("/api/models/").status_code in (401, 403)
+
+
+def test_a_nul_in_a_filter_is_a_400_naming_it(api, labeler, registry):
+    """Found by tests/test_api_fuzz.py: ``?name=%00`` reached PostgreSQL, which refuses NUL in text (500)."""
+    response = api(labeler).get("/api/models/?name=sf%00t&task=causal-lm")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("Query parameter 'name' contains a NUL character")
+    errors = api(labeler).get("/api/models/?na%00me=x").json()["errors"]
+    assert list(errors) == ["na\\u0000me"] and errors["na\\u0000me"][0].startswith("Query parameter 'na\\u0000me'")
 
 
 def test_model_detail(api, labeler, registry):
@@ -107,8 +129,8 @@ def test_download_of_a_missing_folder_is_a_clear_error(api, labeler, registry):
     assert "missing from the artifact store" in response.json()["detail"]
 
 
-def test_staff_create_models_labelers_cannot(api, staff, labeler, registry):
-    payload = {"name": "judge", "task": "classifier", "description": "harmlessness"}
+def test_staff_create_models_labelers_cannot(api, staff, labeler, registry, project):
+    payload = {"name": "judge", "task": "classifier", "description": "harmlessness", "project": project.pk}
     response = api(labeler).post("/api/models/", payload, format="json")
     assert response.status_code == 403
     assert "staff" in response.json()["detail"]
@@ -117,6 +139,7 @@ def test_staff_create_models_labelers_cannot(api, staff, labeler, registry):
     assert response.status_code == 201
     body = response.json()
     assert body["name"] == "judge" and body["created_by"] == "steve" and body["version_count"] == 0
+    assert (body["project"], body["shared"]) == (project.pk, False)
 
     assert api(staff).post("/api/models/", {**payload, "name": "JUDGE"}, format="json").status_code == 409
     assert api(staff).post("/api/models/", {**payload, "name": "../x"}, format="json").status_code == 400
@@ -169,20 +192,27 @@ def test_import_errors_are_clear_400s(api, platform_admin, make_folder, tmp_path
     assert not ModelVersion.objects.exists()
 
 
-def test_hub_import_offline_answers_with_what_to_do(api, staff, monkeypatch):
+def test_hub_import_offline_answers_with_what_to_do(api, staff, monkeypatch, project, add_member):
+    add_member(staff, Role.ADMIN)
     import huggingface_hub.constants
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", "/nonexistent-hf-home/hub")
-    payload = {"name": "smol", "task": "causal-lm", "source": "hub", "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+    payload = {
+        "name": "smol",
+        "task": "causal-lm",
+        "source": "hub",
+        "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "project": project.pk,
+    }
     response = api(staff).post("/api/models/import/", payload, format="json")
     assert response.status_code == 503
     assert response.json()["detail"].startswith("Cannot reach the Hugging Face hub to fetch")
     assert "import the folder" in response.json()["detail"]
 
 
-def test_aliases_move_by_staff_only_and_keep_history(api, staff, labeler, registry):
+def test_aliases_move_by_project_admins_and_keep_history(api, staff, labeler, registry):
     sft = registry["sft2"].model
     url = f"/api/models/{sft.pk}/aliases/production/"
     assert api(labeler).put(url, {"version": 1}, format="json").status_code == 403
@@ -214,7 +244,7 @@ def test_aliases_move_by_staff_only_and_keep_history(api, staff, labeler, regist
     assert client.get(f"/api/models/{sft.pk}/alias-history/?who=me").status_code == 400
 
 
-def test_tags_are_patched_by_staff(api, staff, labeler, registry):
+def test_tags_are_patched_by_project_admins(api, staff, labeler, registry):
     rm = registry["rm"]
     url = f"/api/models/{rm.model_id}/versions/1/"
     assert api(labeler).patch(url, {"tags": ["x"]}, format="json").status_code == 403
@@ -239,7 +269,9 @@ def test_schema_documents_the_registry(api, labeler):
         assert path in paths
 
 
-def test_lists_take_a_constant_number_of_queries(api, labeler, registry, make_folder, django_assert_max_num_queries):
+def test_lists_take_a_constant_number_of_queries(
+    api, labeler, registry, project, make_folder, django_assert_max_num_queries
+):
     client = api(labeler)
     sft = registry["sft2"].model
     with django_assert_max_num_queries(6):
@@ -248,8 +280,10 @@ def test_lists_take_a_constant_number_of_queries(api, labeler, registry, make_fo
         assert client.get(f"/api/models/{sft.pk}/versions/").status_code == 200
     folder = make_folder("more", FAKE)
     for i in range(5):
-        services.model_version_register(model_name="sft", task="causal-lm", folder=folder, fmt=None)
-        services.model_version_register(model_name=f"m{i}", task="causal-lm", folder=folder, fmt=None)
+        for name in ("sft", f"m{i}"):
+            services.model_version_register(
+                model_name=name, task="causal-lm", folder=folder, fmt=None, project_id=project.pk
+            )
     with django_assert_max_num_queries(6):
         assert client.get("/api/models/").json()["count"] == 8
     with django_assert_max_num_queries(6):

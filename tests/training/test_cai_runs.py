@@ -15,7 +15,6 @@ from labeling.services.templates import template_create
 from models_registry.services import model_version_register
 from tests.labeling.factories import add_comparisons
 from tests.training.conftest import rows_jsonl
-from training import tasks
 from training.models import CritiqueRevision, RunState, TrainingRun
 from training.services import runs
 from training.services.cai import CaiResults
@@ -24,15 +23,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def enqueued(monkeypatch):
-    calls = []
-    monkeypatch.setattr(tasks, "enqueue_run", lambda run_id, *, queue: calls.append((run_id, queue)))
-    return calls
-
-
-@pytest.fixture
 def base_version(tiny_model_dir, admin_user):
-    return model_version_register(model_name="tiny", task="causal-lm", folder=tiny_model_dir, fmt=None)
+    return model_version_register(model_name="tiny", task="causal-lm", folder=tiny_model_dir, fmt=None, shared=True)
 
 
 @pytest.fixture

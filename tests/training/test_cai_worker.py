@@ -25,7 +25,9 @@ def setup(admin_user, tiny_model_dir):
     project = project_create(created_by=admin_user, name="CAI", completions_per_prompt=2)
     add_comparisons(project, 6)
     constitution_create(project=project, created_by=admin_user, principles=DEFAULT_PRINCIPLES[:2])
-    base = model_version_register(model_name="tiny-causal", task="causal-lm", folder=tiny_model_dir, fmt=None)
+    base = model_version_register(
+        model_name="tiny-causal", task="causal-lm", folder=tiny_model_dir, fmt=None, shared=True
+    )
     return project, base
 
 

@@ -9,7 +9,6 @@ from labeling.models import Comparison, Completion, Role
 from labeling.services.comparisons import ParsedComparison, comparisons_create
 from labeling.services.datasets import dataset_import
 from labeling.services.projects import project_create, project_update
-from training import tasks
 from training.models import TrainingRun
 from training.services import runs
 from training.services.generation import CompletionsIngest
@@ -21,10 +20,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def enqueued(monkeypatch):
-    calls = []
-    monkeypatch.setattr(tasks, "enqueue_run", lambda run_id, *, queue: calls.append((run_id, queue)))
-    return calls
+def _no_broker(enqueued):
+    """Every run this module creates is recorded instead of sent."""
 
 
 def generate(client, project, **body):
@@ -35,8 +32,8 @@ def prompts_of(run) -> list[dict]:
     return [json.loads(line) for line in (run_folder(run.pk) / "prompts.jsonl").read_text().splitlines()]
 
 
-def test_admins_start_a_generation_run_over_rendered_prompts(api, admin_user, project, dataset, enqueued):
-    response = generate(api(admin_user), project, dataset=dataset.pk, generation={"temperature": 0.7})
+def test_admins_start_a_generation_run_over_rendered_prompts(api, platform_admin, project, dataset, enqueued):
+    response = generate(api(platform_admin), project, dataset=dataset.pk, generation={"temperature": 0.7})
     assert response.status_code == 202, response.json()
     run = TrainingRun.objects.get(pk=response.json()["id"])
     assert run.kind == "generate" and run.project == project and run.state == "queued"
@@ -46,8 +43,8 @@ def test_admins_start_a_generation_run_over_rendered_prompts(api, admin_user, pr
     assert run.inputs["dataset"] == dataset.pk and run.inputs["prompts"] == 6 and run.inputs["model_name"] == "smol"
 
 
-def test_split_limit_and_rows_already_done_are_respected(api, admin_user, project, dataset):
-    client = api(admin_user)
+def test_split_limit_and_rows_already_done_are_respected(api, platform_admin, project, dataset):
+    client = api(platform_admin)
     train = list(dataset.rows.filter(split="train").order_by("index"))
     [done] = comparisons_create(project=project, parsed=[ParsedComparison(0, "x", [{"text": "a"}] * 3)])
     done.prompt_row = train[0]
@@ -78,15 +75,15 @@ def test_split_limit_and_rows_already_done_are_respected(api, admin_user, projec
         ({"colour": "red"}, "colour: Unknown field"),
     ],
 )
-def test_bad_requests_name_the_field(api, admin_user, project, dataset, body, detail):
-    response = generate(api(admin_user), project, **{"dataset": dataset.pk, **body})
+def test_bad_requests_name_the_field(api, platform_admin, project, dataset, body, detail):
+    response = generate(api(platform_admin), project, **{"dataset": dataset.pk, **body})
     assert response.status_code == 400
     assert response.json()["detail"].startswith(detail), response.json()
     assert not TrainingRun.objects.exists()
 
 
-def test_the_project_generation_config_is_the_default_and_named_when_bad(api, admin_user, project, dataset):
-    client = api(admin_user)
+def test_the_project_generation_config_is_the_default_and_named_when_bad(api, platform_admin, project, dataset):
+    client = api(platform_admin)
     project_update(project=project, generation_config={"max_new_tokens": 64, "top_p": 0.5, "model": "note"})
     run = TrainingRun.objects.get(pk=generate(client, project, dataset=dataset.pk, limit=1).json()["id"])
     assert (run.config["max_new_tokens"], run.config["top_p"]) == (64, 0.5)
@@ -102,18 +99,21 @@ def test_the_project_generation_config_is_the_default_and_named_when_bad(api, ad
     assert response.json()["detail"] == "project.generation_config.top_p: must be in (0, 1], got 7"
 
 
-def test_no_template_and_roles(api, admin_user, project, dataset, reviewer, make_user, add_member):
+def test_no_template_and_roles(api, admin_user, platform_admin, project, dataset, reviewer, make_user, add_member):
     assert generate(api(reviewer), project, dataset=dataset.pk).status_code == 403
     assert generate(api(make_user("x")), project, dataset=dataset.pk).status_code == 404
     project_admin = add_member(make_user("pam"), Role.ADMIN)
-    refused = generate(api(project_admin), project, dataset=dataset.pk, limit=1)
-    assert refused.status_code == 403 and "registered model_version" in refused.json()["detail"]
+    # Naming a folder on the workers is for platform admins only: not a project admin, not staff.
+    for user in (project_admin, admin_user):
+        refused = generate(api(user), project, dataset=dataset.pk, limit=1)
+        assert refused.status_code == 403 and "registered model_version" in refused.json()["detail"]
+        assert "model_path" in refused.json()["errors"]
 
     other = project_create(created_by=admin_user, name="Bare", completions_per_prompt=2)
     bare = dataset_import(project=other, stream=rows_jsonl([{"q": "a"}]), filename="q.jsonl")
-    response = generate(api(admin_user), other, dataset=bare.pk)
+    response = generate(api(platform_admin), other, dataset=bare.pk)
     assert response.status_code == 400 and "has no prompt template" in response.json()["detail"]
-    assert generate(api(admin_user), project, dataset=bare.pk).json()["detail"].startswith("dataset: project")
+    assert generate(api(platform_admin), project, dataset=bare.pk).json()["detail"].startswith("dataset: project")
 
 
 def completion_line(row_id, k=3, truncated=False):
@@ -129,8 +129,8 @@ def completion_line(row_id, k=3, truncated=False):
 
 
 @pytest.fixture
-def generation_run(api, admin_user, project, dataset):
-    return TrainingRun.objects.get(pk=generate(api(admin_user), project, dataset=dataset.pk).json()["id"])
+def generation_run(api, platform_admin, project, dataset):
+    return TrainingRun.objects.get(pk=generate(api(platform_admin), project, dataset=dataset.pk).json()["id"])
 
 
 def test_completions_become_comparisons_once(generation_run, project, dataset):
@@ -189,8 +189,13 @@ def test_generation_uses_the_registered_model_version(api, project, dataset, mak
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
     (folder / "model.safetensors").write_bytes(b"\0" * 64)
-    version = model_version_register(model_name="tiny-lm", task="causal-lm", folder=folder, fmt="hf-folder")
-    encoder = model_version_register(model_name="tiny-enc", task="classifier", folder=folder, fmt="hf-folder")
+    version = model_version_register(
+        model_name="tiny-lm", task="causal-lm", folder=folder, fmt="hf-folder", project_id=project.pk
+    )
+    encoder = model_version_register(
+        model_name="tiny-enc", task="classifier", folder=folder, fmt="hf-folder", project_id=project.pk
+    )
+    elsewhere = model_version_register(model_name="other-lm", task="causal-lm", folder=folder, fmt="hf-folder")
     project_admin = add_member(make_user("pam"), Role.ADMIN)
     client = api(project_admin)
     url = f"/api/projects/{project.pk}/generate/"
@@ -199,6 +204,17 @@ def test_generation_uses_the_registered_model_version(api, project, dataset, mak
     assert missing.status_code == 400 and missing.json()["detail"].startswith("model_version: choose the model")
     wrong = client.post(url, {"dataset": dataset.pk, "model_version": encoder.pk}, format="json")
     assert wrong.status_code == 400 and "not a causal-lm" in wrong.json()["detail"]
+
+    # A version that is neither shared nor the project's own cannot generate here, nor become its default.
+    foreign = client.post(url, {"dataset": dataset.pk, "model_version": elsewhere.pk}, format="json")
+    assert foreign.status_code == 400
+    assert foreign.json()["detail"] == (
+        f"model_version: there is no model version {elsewhere.pk} you can use in project {project.pk}"
+    )
+    refused = client.patch(f"/api/projects/{project.pk}/", {"generation_model": elsewhere.pk}, format="json")
+    assert refused.status_code == 400 and "generation_model" in refused.json()["errors"]
+    project.refresh_from_db()
+    assert project.generation_model_id is None
 
     patched = client.patch(f"/api/projects/{project.pk}/", {"generation_model": version.pk}, format="json")
     assert patched.status_code == 200 and patched.json()["generation_model"] == version.pk
@@ -214,7 +230,12 @@ def test_generation_uses_the_registered_model_version(api, project, dataset, mak
     (adapter_folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "tiny-lm"}))
     (adapter_folder / "adapter_model.safetensors").write_bytes(b"\0" * 64)
     adapter = model_version_register(
-        model_name="tiny-sft", task="causal-lm", folder=adapter_folder, fmt="peft-adapter", base_version=version
+        model_name="tiny-sft",
+        task="causal-lm",
+        folder=adapter_folder,
+        fmt="peft-adapter",
+        base_version=version,
+        project_id=project.pk,
     )
     response = client.post(url, {"dataset": dataset.pk, "model_version": adapter.pk, "limit": 1}, format="json")
     assert response.status_code == 202, response.json()

@@ -12,7 +12,6 @@ from labeling.services.templates import template_create
 from models_registry.models import ModelVersion
 from models_registry.services import model_version_register
 from tests.training.conftest import rows_jsonl
-from training import tasks
 from training.models import RunState, TrainingRun
 from training.services import runs
 from training.services.run_outputs import OutputsRegistrar
@@ -21,16 +20,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def enqueued(monkeypatch):
-    calls = []
-    monkeypatch.setattr(tasks, "enqueue_run", lambda run_id, *, queue: calls.append((run_id, queue)))
-    return calls
-
-
-@pytest.fixture
 def base_version(tiny_model_dir, admin_user):
     return model_version_register(
-        model_name="tiny-llama", task="causal-lm", folder=tiny_model_dir, fmt=None, created_by=admin_user
+        model_name="tiny-llama", task="causal-lm", folder=tiny_model_dir, fmt=None, created_by=admin_user, shared=True
     )
 
 
@@ -104,14 +96,15 @@ def test_an_sft_run_from_a_dataset_writes_prompt_completion_files_and_fills_the_
     ],
 )
 def test_bad_inputs_are_a_400_naming_the_field_and_queue_nothing(
-    api, admin_user, project, dialogues, base_version, enqueued, kind, inputs, config, key, words
+    api, platform_admin, project, dialogues, base_version, enqueued, kind, inputs, config, key, words
 ):
     inputs = {"base_version": base_version.pk, **inputs}
     if inputs.get("dataset") == "D":
         inputs["dataset"] = dialogues.pk
     if inputs.get("snapshot") == "pending":
         inputs["snapshot"] = PreferenceSnapshot.objects.create(project=project, version=9, options={}).pk
-    response = post(api(admin_user), kind=kind, project=project.pk, config=config, inputs=inputs)
+    # A platform admin: the only one who may set config.model_path at all, so the clash is what is refused.
+    response = post(api(platform_admin), kind=kind, project=project.pk, config=config, inputs=inputs)
     body = response.json()
     assert response.status_code == 400, body
     assert key in body["errors"] and words in body["errors"][key][0], body
@@ -124,7 +117,7 @@ def test_a_base_version_that_is_not_a_hugging_face_folder_is_refused(
     gguf = tmp_path / "g"
     gguf.mkdir()
     (gguf / "model.gguf").write_bytes(b"GGUF" + b"\0" * 64)
-    version = model_version_register(model_name="g", task="causal-lm", folder=gguf, fmt="gguf")
+    version = model_version_register(model_name="g", task="causal-lm", folder=gguf, fmt="gguf", shared=True)
     response = post(
         api(admin_user),
         kind="sft",

@@ -24,7 +24,9 @@ COLOURS = ["red", "blue", "green", "black", "white", "grey", "pink", "brown"]
 
 @pytest.fixture
 def base_version(tiny_model_dir):
-    return model_version_register(model_name="tiny-causal", task="causal-lm", folder=tiny_model_dir, fmt=None)
+    return model_version_register(
+        model_name="tiny-causal", task="causal-lm", folder=tiny_model_dir, fmt=None, shared=True
+    )
 
 
 @pytest.fixture
@@ -112,7 +114,9 @@ def test_a_reward_model_from_an_imported_preference_snapshot(
     folder = tmp_path / "tiny-rm"
     make_tiny_model("sequence_classification").save_pretrained(folder)
     tiny_tokenizer.save_pretrained(folder)
-    backbone = model_version_register(model_name="tiny-encoder", task="classifier", folder=folder, fmt=None)
+    backbone = model_version_register(
+        model_name="tiny-encoder", task="classifier", folder=folder, fmt=None, shared=True
+    )
 
     start_worker(queues="gpu", name="gpu")
     run, _ = run_to_the_end(

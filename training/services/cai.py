@@ -252,19 +252,34 @@ def revisions_store(*, run: TrainingRun, folder: Path) -> int:
 
 
 def chain_sft(*, run: TrainingRun) -> int | None:
-    """Queue the SFT run a cai_revise run asked for (``inputs.then_sft``); returns its id."""
+    """Queue the SFT run a cai_revise run asked for (``inputs.then_sft``), once; returns its id.
+
+    The chained run's id goes into the parent's ``outputs.sft_run`` in the transaction that creates
+    it, under the parent's row lock: a resumed parent that finishes again (or a second supervisor)
+    finds it there and queues nothing.
+    """
     from training.services.run_inputs import run_start
 
     chain = run.inputs.get("then_sft")
     if not chain:
         return None
-    sft = run_start(
-        kind=RunKind.SFT,
-        config=dict(chain.get("config") or {}),
-        inputs={"base_version": run.inputs["base_version"], "cai_run": run.pk, "output_model": chain["output_model"]},
-        project=run.project,
-        created_by=run.created_by,
-    )
+    with transaction.atomic():
+        parent = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        if parent.outputs.get("sft_run") is not None:
+            return parent.outputs["sft_run"]
+        sft = run_start(
+            kind=RunKind.SFT,
+            config=dict(chain.get("config") or {}),
+            inputs={
+                "base_version": run.inputs["base_version"],
+                "cai_run": run.pk,
+                "output_model": chain["output_model"],
+            },
+            project=run.project,
+            created_by=run.created_by,
+        )
+        parent.outputs = {**parent.outputs, "sft_run": sft.pk}
+        parent.save(update_fields=["outputs"])
     return sft.pk
 
 

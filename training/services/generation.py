@@ -21,7 +21,7 @@ from config.exceptions import Conflict, ServiceError
 from labeling import templating
 from labeling.models import Comparison, Dataset, Project, PromptRow, Split
 from labeling.services.comparisons import ParsedComparison, comparisons_create
-from models_registry.selectors import version_for_generation
+from models_registry.selectors import version_for_generation, version_usable
 from training.models import RunKind, TrainingRun
 from training.services import runs
 
@@ -109,7 +109,7 @@ def _render_all(project: Project, rows) -> list[dict]:
 
 
 def _model_source(
-    *, project: Project, model_version: int | None, model_path: str | None, gguf_file: str | None
+    *, project: Project, requester, model_version: int | None, model_path: str | None, gguf_file: str | None
 ) -> tuple[dict, str, int | None]:
     """(config paths, model name, registry version id) of the model that generates.
 
@@ -126,6 +126,10 @@ def _model_source(
             "model_version",
             "choose the model that generates: set the project's generation_model or pass model_version",
         )
+    # The project's runs load only shared versions or the project's own (the registry's scoping rule).
+    if version_usable(user=requester, version_id=version_id, project_id=project.pk) is None:
+        field = "model_version" if model_version is not None else "project.generation_model"
+        raise _field_error(field, f"there is no model version {version_id} you can use in project {project.pk}")
     try:
         source = version_for_generation(version_id=version_id)
     except ValueError as exc:
@@ -153,7 +157,7 @@ def generation_run_create(
 ) -> TrainingRun:
     """A queued generate run over the rows of a dataset that have no comparison yet."""
     paths, model_name, version_id = _model_source(
-        project=project, model_version=model_version, model_path=model_path, gguf_file=gguf_file
+        project=project, requester=created_by, model_version=model_version, model_path=model_path, gguf_file=gguf_file
     )
     project_k = project.completions_per_prompt
     if k is not None and k != project_k:
@@ -232,19 +236,18 @@ class CompletionsIngest:
                     handler.prompts[row["prompt_id"]] = row["prompt"]
         return handler
 
-    def _new_lines(self) -> list[dict]:
+    def _new_lines(self) -> tuple[list[dict], int]:
         path = self.folder / COMPLETIONS_FILE
         if not path.exists():
-            return []
+            return [], 0
         with open(path, "rb") as handle:
             handle.seek(self.offset)
             data = handle.read()
         end = data.rfind(b"\n") + 1  # a line still being written waits for the next call
-        self.offset += end
-        return [json.loads(line) for line in data[:end].splitlines() if line.strip()]
+        return [json.loads(line) for line in data[:end].splitlines() if line.strip()], end
 
     def ingest(self) -> int:
-        lines = self._new_lines()
+        lines, end = self._new_lines()
         created = 0
         for start in range(0, len(lines), INGEST_BATCH):
             made, skipped = completions_ingest(
@@ -252,6 +255,8 @@ class CompletionsIngest:
             )
             created += made
             self.skipped += skipped
+        # Only now: lines a database error interrupted are read again (ingesting twice is harmless).
+        self.offset += end
         self.created += created
         return created
 

@@ -30,25 +30,17 @@ from config.exceptions import ServiceError
 from labeling import templating
 from labeling.models import Dataset, PreferenceSnapshot, Project, PromptRow, PromptTemplate, SnapshotStatus, Split
 from labeling.services.snapshots import snapshot_file
+from models_registry import selectors as registry_selectors
 from models_registry import storage
 from models_registry.models import ArtifactFormat, ModelVersion, Task
+from training.ml.configs import available_configs, worker_path_fields
 from training.services import cai
 
 MAX_ROWS = 200_000
-# Config fields that name files or folders on the workers: only staff may set them by hand (the API
-# checks); everyone else names registry versions, snapshots and datasets in ``inputs`` and the platform fills them.
-WORKER_PATH_FIELDS = (
-    "model_path",
-    "adapter_path",
-    "base_model_path",
-    "reward_model_path",
-    "train_file",
-    "eval_file",
-    "data_file",
-    "offtask_file",
-    "prompts_file",
-    "comparisons_file",
-)
+# Config fields that name files or folders on the workers, of every kind, read off the config classes
+# (``training.ml.configs.worker_path``): only platform admins may set them by hand (the API checks);
+# everyone else names registry versions, snapshots and datasets in ``inputs`` and the platform fills them.
+WORKER_PATH_FIELDS = tuple(sorted(frozenset().union(*map(worker_path_fields, available_configs().values()))))
 KINDS = ("sft", "reward_model", "dpo", "rlhf", "evaluate", "cai_revise", "ai_feedback")
 # The config fields each input fills; a config may not set them itself when the input is given.
 FILLS = {
@@ -84,11 +76,20 @@ def _error(key: str, message: str) -> ServiceError:
     return ServiceError(f"{key}: {message}", errors={key: [message]})
 
 
+@dataclass(frozen=True)
+class Reader:
+    """Who starts the run and where: the registry versions a run may read (``version_usable``)."""
+
+    user: Any
+    project_id: int | None
+
+
 @dataclass
 class Resolved:
     config: dict[str, Any] = field(default_factory=dict)  # fields the platform fills
     files: dict[str, list[dict]] = field(default_factory=dict)  # run-folder file name -> JSONL rows
     inputs: dict[str, Any] = field(default_factory=dict)  # what the run records (ids, names, counts)
+    reader: Reader = field(default_factory=lambda: Reader(user=None, project_id=None))
 
     def add_train_eval(self, files: dict[str, list[dict]]) -> None:
         """``train.jsonl`` and, when it has rows, ``eval.jsonl`` as the run's train_file/eval_file."""
@@ -141,13 +142,18 @@ def materialize_config(config: dict) -> dict:
     }
 
 
-def _version(inputs: dict, name: str, *, tasks: tuple[str, ...], required: bool = False) -> ModelVersion | None:
+def _version(
+    inputs: dict, name: str, *, tasks: tuple[str, ...], reader: Reader, required: bool = False
+) -> ModelVersion | None:
     version_id = _int_input(inputs, name, required=required)
     if version_id is None:
         return None
-    version = ModelVersion.objects.select_related("model", "base_version").filter(pk=version_id).first()
+    # Only a shared version or one of the run's project (platform admins: any); any other answers as
+    # if it did not exist, so a run cannot read, or reveal, another project's weights.
+    version = registry_selectors.version_usable(user=reader.user, version_id=version_id, project_id=reader.project_id)
     if version is None:
-        raise _error(f"inputs.{name}", f"there is no model version {version_id}")
+        where = f" you can use in project {reader.project_id}" if reader.project_id else " shared with every project"
+        raise _error(f"inputs.{name}", f"there is no model version {version_id}{where}")
     if version.model.task not in tasks:
         raise _error(
             f"inputs.{name}",
@@ -165,7 +171,7 @@ def _version(inputs: dict, name: str, *, tasks: tuple[str, ...], required: bool 
 
 def _base_model(resolved: Resolved, inputs: dict, *, kind: str, adapter_ok: bool = False) -> ModelVersion | None:
     tasks = (Task.CAUSAL_LM,) if kind != "reward_model" else (Task.CAUSAL_LM, Task.CLASSIFIER, Task.REWARD_MODEL)
-    version = _version(inputs, "base_version", tasks=tasks)
+    version = _version(inputs, "base_version", tasks=tasks, reader=resolved.reader)
     if version is None:
         return None
     if version.is_adapter:
@@ -298,7 +304,9 @@ def _prompt_files(resolved: Resolved, inputs: dict, project: Project | None) -> 
 
 
 def _reward(resolved: Resolved, inputs: dict, *, required: bool) -> None:
-    version = _version(inputs, "reward_version", tasks=(Task.REWARD_MODEL, Task.CLASSIFIER), required=required)
+    version = _version(
+        inputs, "reward_version", tasks=(Task.REWARD_MODEL, Task.CLASSIFIER), reader=resolved.reader, required=required
+    )
     if version is not None:
         resolved.config["reward_model_path"] = version_folder(version)
         resolved.inputs["reward_version"] = version.pk
@@ -330,11 +338,19 @@ def _evaluate(resolved: Resolved, inputs: dict, project: Project | None, evaluat
         raise _error("inputs.split", f"dataset {dataset.name!r} has no {split} rows")
     resolved.files["data.jsonl"] = rows
     resolved.config["data_file"] = "data.jsonl"
-    kl_base = _version(inputs, "kl_base_version", tasks=(Task.CAUSAL_LM,))
+    kl_base = _version(inputs, "kl_base_version", tasks=(Task.CAUSAL_LM,), reader=resolved.reader)
     if kl_base is None and evaluated is not None and evaluated.base_version is not None:
         kl_base = evaluated.base_version
         if kl_base.is_adapter:
             kl_base = None
+        reader = resolved.reader
+        if kl_base is not None and not registry_selectors.version_usable(
+            user=reader.user, version_id=kl_base.pk, project_id=reader.project_id
+        ):
+            raise _error(
+                "inputs.kl_base_version",
+                f"the evaluated version's base (version {kl_base.pk}) is not one this run can read; name one",
+            )
     if kl_base is not None:
         resolved.config["base_model_path"] = version_folder(kl_base)
         resolved.inputs["kl_base_version"] = kl_base.pk
@@ -343,9 +359,12 @@ def _evaluate(resolved: Resolved, inputs: dict, project: Project | None, evaluat
     )
 
 
-def resolve_inputs(*, kind: str, inputs: dict, config: dict, project: Project | None) -> Resolved:
-    """The config fields and files a run of ``kind`` needs from its ``inputs``; 400s name the field."""
-    resolved = Resolved()
+def resolve_inputs(*, kind: str, inputs: dict, config: dict, project: Project | None, requester=None) -> Resolved:
+    """The config fields and files a run of ``kind`` needs from its ``inputs``; 400s name the field.
+
+    ``requester`` starts the run: registry versions are those it may use in ``project`` (without
+    one, shared versions only)."""
+    resolved = Resolved(reader=Reader(user=requester, project_id=project.pk if project is not None else None))
     if kind not in KNOWN:
         return resolved
     unknown = sorted(set(inputs) - set(KNOWN[kind]))
@@ -387,7 +406,24 @@ def resolve_inputs(*, kind: str, inputs: dict, config: dict, project: Project | 
         cai.feedback_comparisons(resolved, inputs, project)
     if kind in OUTPUT_TASK:
         resolved.inputs["output_model"] = output_model_name(kind, inputs, base)
+        _output_model_in_scope(resolved.inputs["output_model"], project, "inputs.output_model")
+    if isinstance(resolved.inputs.get("then_sft"), dict):
+        _output_model_in_scope(resolved.inputs["then_sft"]["output_model"], project, "inputs.then_sft.output_model")
     return resolved
+
+
+def _output_model_in_scope(name: str, project: Project | None, key: str) -> None:
+    """A run's versions join a model of its own project (or a new one); never another project's model
+    nor a shared one (every signed-in user reads those: sharing is a platform admin's separate act)."""
+    model = registry_selectors.model_named(name=name)
+    if model is None:
+        return
+    project_id = project.pk if project is not None else None
+    if model.shared:
+        raise _error(key, f"{model.name!r} is a shared model; a run's versions go to a model of its project")
+    if model.project_id != project_id:
+        where = f"project {project_id}" if project_id is not None else "no project (a platform-level run)"
+        raise _error(key, f"a model named {model.name!r} exists and is not a model of {where}; choose another name")
 
 
 def output_model_name(kind: str, inputs: dict, base: ModelVersion | None) -> str:
@@ -411,7 +447,7 @@ def run_start(*, kind: str, config: dict, inputs: dict, project: Project | None,
 
     if kind not in available_configs():
         runs.run_validate_config(kind=kind, config=config)  # the 400 says which kinds are available
-    resolved = resolve_inputs(kind=kind, inputs=inputs, config=config, project=project)
+    resolved = resolve_inputs(kind=kind, inputs=inputs, config=config, project=project, requester=created_by)
     if not resolved.config and not resolved.files:
         return runs.run_create(kind=kind, config=config, inputs=inputs, project=project, created_by=created_by)
 

@@ -7,8 +7,13 @@ registered first; a merged model names the adapter's base as its base too. An ``
 metrics table is written into the evaluated version's ``metrics["evaluations"]`` (by run id), so a
 version carries its own scores and can be compared with its base.
 
-Registration happens once, when the run succeeded; the folders are moved (not copied) out of the run
+Registration happens when the run succeeded; the folders are moved (not copied) out of the run
 folder into the store. A failure here fails the run with the reason (the supervisor's handler rule).
+Each output is registered once: a version remembers its run and role (unique together), so a run
+resumed after a kill between registering and finishing, whose handler finishes again, gets the
+versions of its first attempt back (its new folders stay in the run folder); an evaluation is
+keyed by the run's id and written once. The versions belong to the run's project (none for a
+platform-level run: unscoped, platform admins read it).
 """
 
 import logging
@@ -76,18 +81,25 @@ def outputs_register(*, run: TrainingRun, folder: Path, result: dict) -> list[di
     name = run.inputs.get("output_model") or f"run-{run.pk}"
     metrics = _summary(result.get("metrics") or {})
     registered = []
+    roles = [entry.get("role", "full") for entry in outputs]
+    if len(set(roles)) != len(roles):
+        raise ValueError(f"the run's result lists two outputs of one role ({', '.join(roles)})")
     for entry in sorted(outputs, key=lambda o: ROLE_ORDER.get(o.get("role"), 9)):
-        path = (folder / str(entry["dir"])).resolve()
-        if folder.resolve() not in path.parents or not path.is_dir():
-            raise ValueError(f"output {entry['dir']!r} is not a folder inside the run's folder")
         role = entry.get("role", "full")
-        version = model_version_register(
+        path = (folder / str(entry["dir"])).resolve()
+        done = ModelVersion.objects.select_related("model").filter(source_run_id=run.pk, source_role=role).first()
+        # (A resumed run's first attempt may have moved this folder into the store already.)
+        if folder.resolve() not in path.parents or (done is None and not path.is_dir()):
+            raise ValueError(f"output {entry['dir']!r} is not a folder inside the run's folder")
+        version = done or model_version_register(
             model_name=name,
             task=entry["task"],
             folder=path,
             fmt=None,
             base_version=base,
             run_id=run.pk,
+            run_role=role,
+            project_id=run.project_id,
             snapshot_id=run.inputs.get("snapshot"),
             metrics=metrics,
             tags=_tags(run, role),
@@ -105,16 +117,28 @@ def outputs_register(*, run: TrainingRun, folder: Path, result: dict) -> list[di
                 "role": role,
             }
         )
-        logger.info("run %s registered %s v%s (%s)", run.pk, version.model.name, version.version, role)
+        logger.info(
+            "run %s %s %s v%s (%s)",
+            run.pk,
+            "had registered" if done else "registered",
+            version.model.name,
+            version.version,
+            role,
+        )
     return registered
 
 
 @transaction.atomic
 def evaluation_store(*, run: TrainingRun, result: dict) -> dict[str, Any]:
-    """The evaluate run's table into the evaluated version's metrics (kept per run, newest last)."""
+    """The evaluate run's table into the evaluated version's metrics (kept per run, newest last).
+
+    Written once per run: a resumed run that finishes again finds its entry (under the row lock) and
+    leaves the version as it is."""
     version = ModelVersion.objects.select_for_update().filter(pk=run.inputs.get("base_version")).first()
     if version is None:
         return {}
+    if any(e.get("run") == run.pk for e in (version.metrics or {}).get("evaluations", [])):
+        return {"evaluated_version": version.pk}
     entry = {
         "run": run.pk,
         "dataset": run.inputs.get("dataset"),
@@ -122,8 +146,7 @@ def evaluation_store(*, run: TrainingRun, result: dict) -> dict[str, Any]:
         "summary": _summary(result.get("metrics") or {}),
         "table": result.get("table") or [],
     }
-    evaluations = [e for e in (version.metrics or {}).get("evaluations", []) if e.get("run") != run.pk]
-    evaluations = [*evaluations, entry][-MAX_EVALUATIONS_KEPT:]
+    evaluations = [*(version.metrics or {}).get("evaluations", []), entry][-MAX_EVALUATIONS_KEPT:]
     version.metrics = {**(version.metrics or {}), "evaluations": evaluations}
     version.save(update_fields=["metrics"])
     return {"evaluated_version": version.pk}

