@@ -165,6 +165,8 @@ class AssignmentState(models.TextChoices):
     LEASED = "leased"
     SUBMITTED = "submitted"
     SKIPPED = "skipped"
+    # The labeler left the project while holding the lease: it takes no ranking and frees its slot.
+    REVOKED = "revoked"
 
 
 class Assignment(models.Model):

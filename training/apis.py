@@ -1,35 +1,67 @@
 """Training runs over REST: create, list, detail, events, logs, metrics, cancel; generation for a project.
 
-Staff and platform admins see and manage every run; admins and reviewers of a project those of
-their project. Starting a generation run for a project takes the project's admin role. Configs
-are validated here with the same config classes the ML uses: a bad one is a 400 naming the field.
+Platform admins see and manage every run. A project's runs read its prompts and data, so they are
+its admins' and reviewers' only: staff who are not members get a 404 like anyone else. Staff start
+and see platform-level runs (no project), which may not read any project's data. Starting a
+generation run for a project takes the project's admin role. Only platform admins name paths on
+the workers in a config. Configs are validated here with the same config classes the ML uses: a bad
+one is a 400 naming the field.
 """
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
-from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import is_staff_or_admin
+from config.api import JSONObjectField, is_platform_admin, ordering_parameter
+from config.exceptions import ServiceError
 from labeling.access import project_access
 from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
 from labeling.models import Project, Role, Split
 from training import selectors
+from training.ml.configs import available_configs, worker_path_fields
 from training.models import CritiqueRevision, RunEventType, RunKind, RunState, TrainingRun
 from training.services import generation as generation_services
 from training.services import run_inputs
 from training.services import runs as run_services
 
 
-def _only_staff_name_paths(user, config: dict) -> None:
-    named = [name for name in run_inputs.WORKER_PATH_FIELDS if config.get(name)]
-    if named and not selectors.is_run_staff(user):
-        raise PermissionDenied(
-            f"config.{named[0]} names a path on the workers; only staff may. Name a registered version, "
-            "snapshot or dataset in inputs instead."
-        )
+def _path_fields(kind: str) -> frozenset[str]:
+    """The kind's config fields that name paths on the workers (every kind's for an unknown kind)."""
+    config_class = available_configs().get(kind)
+    return worker_path_fields(config_class) if config_class is not None else frozenset(run_inputs.WORKER_PATH_FIELDS)
+
+
+def _only_platform_admins_name_paths(
+    user,
+    values: dict,
+    fields,
+    *,
+    prefix: str = "config.",
+    instead: str = "a registered version, snapshot or dataset in inputs",
+) -> None:
+    """A path on a worker can point a job at any file there (another project's data, the platform's
+    own files): only platform admins may name one; everyone else names what the platform registered."""
+    named = sorted(name for name in fields if values.get(name) not in (None, ""))
+    if named and not is_platform_admin(user):
+        key = f"{prefix}{named[0]}"
+        message = f"names a path on the workers; only platform admins may. Name {instead} instead."
+        raise ServiceError(f"{key} {message}", errors={key: [message]}, status=403)
+
+
+# Inputs that read a project's data: a run that names one belongs to that project (staff without its
+# membership would otherwise read its prompts through a platform-level run's outputs).
+PROJECT_INPUTS = ("dataset", "snapshot", "template", "templates", "cai_run", "constitution")
+
+
+def _no_project_data_without_a_project(user, inputs: dict) -> None:
+    named = [name for name in PROJECT_INPUTS if inputs.get(name) is not None]
+    if named and not is_platform_admin(user):
+        key = f"inputs.{named[0]}"
+        message = "reads a project's data; set project to the project it belongs to (you need its membership)"
+        raise ServiceError(f"{key} {message}", errors={key: [message]})
 
 
 def _reject_unknown_keys(serializer: serializers.Serializer, attrs: dict) -> dict:
@@ -87,10 +119,14 @@ class RunPage(serializers.Serializer):
     results = RunOutput(many=True)
 
 
+RUN_ORDERING = ("id", "created_at", "finished_at", "state", "kind")
+
+
 class RunCreateInput(serializers.Serializer):
+    reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
     kind = serializers.ChoiceField(choices=RunKind.choices)
-    config = serializers.JSONField(help_text="The kind's config; unknown or bad options are refused, by name.")
-    inputs = serializers.JSONField(
+    config = JSONObjectField(help_text="The kind's config; unknown or bad options are refused, by name.")
+    inputs = JSONObjectField(
         required=False,
         default=dict,
         help_text="What the run reads, by id: base_version, snapshot, dataset, template, ... (see the kind).",
@@ -112,28 +148,28 @@ class RunCreateInput(serializers.Serializer):
 
 
 def _project_for_runs(user, project_id: int | None) -> Project | None:
-    """The project a new run belongs to, if the user may start runs there."""
+    """The project a new run belongs to, if the user may start runs there: its reviewers and admins
+    (platform admins count as admins; staff need the membership); no project: staff and platform admins."""
     if project_id is None:
         if not selectors.is_run_staff(user):
             raise PermissionDenied("Only staff and platform admins start runs outside a project; name a project.")
         return None
-    if selectors.is_run_staff(user):
-        project = Project.objects.filter(pk=project_id).first()
-        if project is None:
-            raise NotFound(f"Project {project_id} does not exist.")
-        return project
     return project_access(user=user, project_id=project_id, at_least=Role.REVIEWER).project
 
 
 class RunListCreateApi(Paginated, APIView):
     """Training runs you can see (newest first); POST starts one (202: it is queued)."""
 
+    # config and inputs are JSON objects, which a form cannot carry: JSON only (anything else is a 415).
+    parser_classes = [JSONParser]
+
     @extend_schema(
         operation_id="runs_list",
         parameters=[
             OpenApiParameter("kind", enum=RunKind.values),
             OpenApiParameter("state", enum=RunState.values),
-            OpenApiParameter("project", int),
+            OpenApiParameter("project", {"type": "integer", "minimum": 1}, description="Only runs of this project."),
+            ordering_parameter(*RUN_ORDERING),
         ],
         responses=RunPage,
     )
@@ -150,7 +186,7 @@ class RunListCreateApi(Paginated, APIView):
             runs = runs.filter(state=value)
         if request.query_params.get("project"):
             runs = runs.filter(project_id=_int_param(request, "project", default=0, minimum=1))
-        runs = ordered(runs, request, allowed=("id", "created_at", "finished_at", "state", "kind"), default="-id")
+        runs = ordered(runs, request, allowed=RUN_ORDERING, default="-id")
         return paginate(self, request, runs, RunOutput)
 
     @extend_schema(operation_id="runs_create", request=RunCreateInput, responses={202: RunOutput})
@@ -159,7 +195,9 @@ class RunListCreateApi(Paginated, APIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         project = _project_for_runs(request.user, values["project"])
-        _only_staff_name_paths(request.user, values["config"])
+        if project is None:
+            _no_project_data_without_a_project(request.user, values["inputs"])
+        _only_platform_admins_name_paths(request.user, values["config"], _path_fields(values["kind"]))
         run = run_inputs.run_start(
             kind=values["kind"],
             config=values["config"],
@@ -176,7 +214,7 @@ class RunKindField(serializers.Serializer):
     default = serializers.JSONField(allow_null=True)
     required = serializers.BooleanField()
     filled_by_inputs = serializers.BooleanField(help_text="Set by the platform from an input; leave it out.")
-    worker_path = serializers.BooleanField(help_text="Names a file or folder on the workers: staff only.")
+    worker_path = serializers.BooleanField(help_text="Names a file or folder on the workers: platform admins only.")
 
 
 class RunKindOutput(serializers.Serializer):
@@ -353,6 +391,7 @@ class RunMetricsApi(APIView):
 
 
 class RunGenerateInput(serializers.Serializer):
+    reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
     dataset = serializers.IntegerField(help_text="A dataset of this project.")
     split = serializers.ChoiceField(choices=Split.choices, required=False, allow_null=True, default=None)
     limit = serializers.IntegerField(
@@ -365,13 +404,23 @@ class RunGenerateInput(serializers.Serializer):
         help_text="A registered causal-lm version; default: the project's.",
     )
     model_path = serializers.CharField(
-        max_length=1000, required=False, allow_null=True, default=None, help_text="Staff only: a folder on the workers."
+        max_length=1000,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Platform admins only: a folder on the workers.",
     )
-    gguf_file = serializers.CharField(max_length=255, required=False, allow_null=True, default=None)
+    gguf_file = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Platform admins only, with model_path: the GGUF file in that folder.",
+    )
     k = serializers.IntegerField(
         required=False, allow_null=True, default=None, help_text="Defaults to the project's K."
     )
-    generation = serializers.JSONField(
+    generation = JSONObjectField(
         required=False,
         default=dict,
         help_text="Overrides of the project's generation_config: " + ", ".join(generation_services.GENERATION_PARAMS),
@@ -400,8 +449,14 @@ class ProjectGenerateApi(ProjectAPIView):
         data = RunGenerateInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        if values["model_path"] and not is_staff_or_admin(request.user):
-            raise PermissionDenied("Only staff name a model folder on the workers; choose a registered model_version.")
+        # The request's fields that become generate config fields naming paths (model_path, gguf_file).
+        _only_platform_admins_name_paths(
+            request.user,
+            values,
+            _path_fields(RunKind.GENERATE) & set(RunGenerateInput().fields),
+            prefix="",
+            instead="a registered model_version",
+        )
         run = generation_services.generation_run_create(
             project=access.project,
             created_by=request.user,
@@ -426,8 +481,6 @@ class CritiqueRevisionOutput(serializers.ModelSerializer):
 class RunRevisionsApi(Paginated, APIView):
     """A ``cai_revise`` run's stored steps: prompt, first answer, each round's principle, critique and
     revision, and the final revision. ``?principle=KEY`` keeps prompts that a round used it on."""
-
-    pagination_class = LimitOffsetPagination
 
     @extend_schema(
         operation_id="runs_revisions",

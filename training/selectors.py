@@ -1,27 +1,37 @@
 """Reads of training runs: who sees which runs, their events, logs and metric series."""
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from rest_framework.exceptions import NotFound
 
-from labeling.models import Role
+from config.api import is_platform_admin
+from labeling.models import Membership, Role
 from training.models import CritiqueRevision, RunEvent, RunEventType, TrainingRun
 
-# Besides staff and platform admins, these roles of a run's project see and manage its runs.
+# These roles of a run's project see and manage its runs (a project's runs read its prompts, data
+# and outputs, so being staff is not enough: staff need the membership like anyone else).
 RUN_ROLES = (Role.ADMIN, Role.REVIEWER)
 LOG_TYPES = (RunEventType.LOG, RunEventType.ERROR)
 MAX_PAGE = 1000
 
 
 def is_run_staff(user) -> bool:
+    """Staff and platform admins: they start and see platform-level runs (runs with no project)."""
     return bool(user and user.is_active and (user.is_staff or user.is_superuser))
 
 
 def runs_for_user(*, user) -> QuerySet[TrainingRun]:
-    """Staff and platform admins see every run; others the runs of projects they administer or review."""
+    """Platform admins see every run; staff the platform-level runs (no project); everyone the runs
+    of the projects they administer or review."""
     runs = TrainingRun.objects.all()
-    if is_run_staff(user):
+    if is_platform_admin(user):
         return runs
-    return runs.filter(project__memberships__user=user, project__memberships__role__in=RUN_ROLES)
+    if not (user and user.is_active):
+        return runs.none()
+    member = Membership.objects.filter(project=OuterRef("project_id"), user=user, role__in=RUN_ROLES)
+    visible = Q(Exists(member))
+    if is_run_staff(user):
+        visible |= Q(project__isnull=True)
+    return runs.filter(visible)
 
 
 def run_for_user(*, user, run_id: int) -> TrainingRun:
@@ -66,9 +76,9 @@ def run_kinds() -> list[dict]:
     Fields the platform fills from inputs are flagged and left out of ``required``."""
     import dataclasses
 
-    from training.ml.configs import available_configs
+    from training.ml.configs import available_configs, worker_path_fields
     from training.services.cai import ALWAYS_FILLED
-    from training.services.run_inputs import FILLS, KNOWN, WORKER_PATH_FIELDS
+    from training.services.run_inputs import FILLS, KNOWN
 
     kinds = []
     for kind, config_class in sorted(available_configs().items()):
@@ -78,6 +88,7 @@ def run_kinds() -> list[dict]:
         filled = {name for given, names in FILLS.items() if given in known for name in names}
         filled |= set(ALWAYS_FILLED.get(kind, ()))
         fields = []
+        paths = worker_path_fields(config_class)  # the same fields the API refuses to all but platform admins
         for f in dataclasses.fields(config_class):
             has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
             default = f.default if f.default is not dataclasses.MISSING else None
@@ -90,7 +101,7 @@ def run_kinds() -> list[dict]:
                     "default": default,
                     "required": not has_default and f.name not in filled,
                     "filled_by_inputs": f.name in filled,
-                    "worker_path": f.name in WORKER_PATH_FIELDS,
+                    "worker_path": f.name in paths,
                 }
             )
         doc = (config_class.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")

@@ -1,9 +1,15 @@
 """Celery entry points of the training app: fetch the run by id, hand it to the runner (DESIGN.md,
 Jobs and workers). Services enqueue through ``enqueue_run`` inside ``transaction.on_commit``."""
 
+import contextlib
+import logging
 from datetime import timedelta
 
 from celery import Task, shared_task
+
+from labeling.tasks import send_or_unavailable
+
+logger = logging.getLogger(__name__)
 
 QUEUE_GPU = "gpu"  # generation, training, evaluation: one worker process per GPU
 QUEUE_DEFAULT = "default"  # the sweep and other bookkeeping
@@ -12,11 +18,18 @@ QUEUE_DEFAULT = "default"  # the sweep and other bookkeeping
 class RunExecuteTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         # The runner records its own failures; this covers a crash around it (database gone, ...).
-        from training.services.runs import run_fail_if_live
+        # ``run_attempt`` (set by the runner) fences it: a crash of a stale attempt fails nothing.
+        from training.services.runs import StaleAttempt, run_fail_if_live
 
         run_id = kwargs.get("run_id", args[0] if args else None)
-        if run_id is not None:
-            run_fail_if_live(run_id=run_id, error=f"the worker's task {task_id} crashed: {type(exc).__name__}: {exc}")
+        if run_id is None:
+            return
+        with contextlib.suppress(StaleAttempt):
+            run_fail_if_live(
+                run_id=run_id,
+                error=f"the worker's task {task_id} crashed: {type(exc).__name__}: {exc}",
+                attempt=getattr(exc, "run_attempt", None),
+            )
 
 
 @shared_task(base=RunExecuteTask, name="training.run_execute", acks_late=True)
@@ -28,19 +41,45 @@ def run_execute(run_id: int) -> str | None:
     return run.state if run is not None else None
 
 
+# When this process's sweep last failed on the database, and when it next reached it again.
+_database = {"failing": False, "back_at": None}
+
+
 @shared_task(name="training.sweep_runs")
 def sweep_runs() -> dict:
-    """Periodic (Celery beat): resume or fail runs whose worker stopped heartbeating, re-enqueue lost runs."""
+    """Periodic (Celery beat): resume or fail runs whose worker stopped heartbeating, re-enqueue lost runs.
+
+    No heartbeat could be written while the database was restarting or out of reach of this sweep
+    too, so staleness counts from the end of such an outage at the earliest (``not_before``).
+    """
     from django.conf import settings
+    from django.db import DatabaseError
+    from django.utils import timezone
 
-    from training.services.runs import runs_sweep
+    from training.services.runs import database_up_since, runs_sweep
 
-    return runs_sweep(
-        stale_after=timedelta(seconds=settings.RANKFORGE_RUN_STALE_AFTER_S),
-        requeue_after=timedelta(seconds=settings.RANKFORGE_RUN_REQUEUE_AFTER_S),
-        max_resumes=settings.RANKFORGE_RUN_MAX_RESUMES,
-    )
+    try:
+        up_since = database_up_since()
+        if _database["failing"]:
+            _database.update(failing=False, back_at=timezone.now())
+        return runs_sweep(
+            stale_after=timedelta(seconds=settings.RANKFORGE_RUN_STALE_AFTER_S),
+            requeue_after=timedelta(seconds=settings.RANKFORGE_RUN_REQUEUE_AFTER_S),
+            max_resumes=settings.RANKFORGE_RUN_MAX_RESUMES,
+            not_before=max((t for t in (up_since, _database["back_at"]) if t is not None), default=None),
+        )
+    except DatabaseError:
+        _database["failing"] = True
+        raise
 
 
 def enqueue_run(run_id: int, *, queue: str) -> None:
-    run_execute.apply_async(args=[run_id], queue=queue)
+    """Send the run's task (services call this in ``transaction.on_commit``); with the broker down, the
+    run stays queued and the sweep enqueues it again later."""
+    send_or_unavailable(
+        run_execute,
+        args=[run_id],
+        queue=queue,
+        saved=f"run {run_id} is saved (queued)",
+        then="the sweep enqueues it once the queue is back. Poll the run; do not start it again.",
+    )

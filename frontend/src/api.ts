@@ -270,7 +270,7 @@ export type RunConfigField = {
   required: boolean;
   /** The platform sets it from an input (model_path from base_version, ...): never sent by a form. */
   filled_by_inputs: boolean;
-  /** Names a file or folder on the workers: only staff may set it. */
+  /** Names a file or folder on the workers: only platform admins may set it. */
   worker_path: boolean;
 };
 

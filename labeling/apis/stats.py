@@ -7,7 +7,7 @@ from rest_framework.response import Response
 
 from labeling.apis.common import ProjectAPIView, reject_unknown_params
 from labeling.models import LabelSource, Role
-from labeling.selectors.stats import DEFAULT_SOURCES, project_stats
+from labeling.selectors.stats import DEFAULT_SOURCES, QUALITY_BUCKET_PP, QUALITY_WINDOW, project_stats
 
 
 class StatsProgressOutput(serializers.Serializer):
@@ -49,12 +49,25 @@ class StatsLabelerOutput(serializers.Serializer):
     skipped = serializers.IntegerField()
     throughput_per_hour = serializers.FloatField(allow_null=True, help_text="Tasks per hour of time spent.")
     median_seconds_per_task = serializers.FloatField(allow_null=True)
-    gold_accuracy = serializers.FloatField(allow_null=True, help_text="Share of gold strict pairs ordered right.")
-    gold_pairs = serializers.IntegerField()
-    consensus_agreement = serializers.FloatField(
-        allow_null=True, help_text="Share of pairs agreeing with the other labelers' majority."
+    gold_accuracy = serializers.FloatField(
+        allow_null=True,
+        help_text="Share of gold strict pairs ordered right. Coarse for a labeler's own row: over whole windows of "
+        f"{QUALITY_WINDOW} gold comparisons, rounded down to {QUALITY_BUCKET_PP} percentage points.",
     )
-    consensus_pairs = serializers.IntegerField()
+    gold_pairs = serializers.IntegerField(help_text="Gold pairs the figure covers.")
+    gold_comparisons = serializers.IntegerField(
+        allow_null=True, help_text="Coarse figures: the gold comparisons covered (whole windows); null when exact."
+    )
+    consensus_agreement = serializers.FloatField(
+        allow_null=True,
+        help_text="Share of pairs agreeing with the other labelers' majority. Coarse for a labeler's own row: over "
+        f"whole windows of {QUALITY_WINDOW} of their comparisons once all are complete, rounded down to "
+        f"{QUALITY_BUCKET_PP} percentage points.",
+    )
+    consensus_pairs = serializers.IntegerField(help_text="Pairs the figure covers.")
+    consensus_comparisons = serializers.IntegerField(
+        allow_null=True, help_text="Coarse figures: the comparisons covered (whole windows); null when exact."
+    )
 
 
 class ProjectStatsOutput(serializers.Serializer):
@@ -63,13 +76,19 @@ class ProjectStatsOutput(serializers.Serializer):
     sources = serializers.ListField(child=serializers.ChoiceField(choices=LabelSource.choices))
     progress = StatsProgressOutput()
     agreement = StatsAgreementOutput(allow_null=True, help_text="Reviewers and admins only; null for labelers.")
+    figures = serializers.ChoiceField(
+        choices=["exact", "coarse"],
+        help_text="exact for reviewers and admins; coarse for a labeler, so that no single item's gold answer or "
+        "consensus can be read off their own figures.",
+    )
     labelers = StatsLabelerOutput(many=True, help_text="Labelers see only their own row.")
 
 
 class ProjectStatsApi(ProjectAPIView):
     """Progress, inter-labeler agreement and per-labeler quality for one project.
 
-    Reviewers and admins get everything; a labeler gets the progress counts and their own row only.
+    Reviewers and admins get everything; a labeler gets the progress counts and their own row only,
+    with coarse quality figures (``figures: coarse``).
     Human rankings by default (``sources`` adds ai / imported ones); ``criterion`` narrows the
     agreement and per-labeler figures to one criterion's orders.
     """

@@ -19,6 +19,13 @@ from labeling.models import Assignment, AssignmentState, Comparison, LabelSource
 User = get_user_model()
 
 DEFAULT_SOURCES = (LabelSource.HUMAN,)
+# What a labeler sees of their own quality is coarse, so that submitting one item and re-reading the
+# stats tells them nothing about its gold answer or its consensus: the figures cover whole windows of
+# QUALITY_WINDOW of their comparisons (in the order they ranked them), a window counting once every
+# comparison in it is settled (gold: at once; others: once complete, when no more labels come), and
+# they are rounded down to QUALITY_BUCKET_PP percentage points. Reviewers and admins see exact figures.
+QUALITY_WINDOW = 20
+QUALITY_BUCKET_PP = 10
 
 
 def _order_scores(order) -> tuple[int | None, dict[int, float]] | None:
@@ -86,6 +93,44 @@ def _pair_count(count: agreement.PairCount | None) -> tuple[float | None, int]:
     return (count.rate, count.pairs) if count is not None else (None, 0)
 
 
+def settled_windows(comparisons: list[int], settled) -> list[int]:
+    """The comparisons of the whole windows (QUALITY_WINDOW each, in ranking order) whose
+    comparisons are all ``settled``; a window's figure never changes once it counts."""
+    counted: list[int] = []
+    for start in range(0, len(comparisons) - QUALITY_WINDOW + 1, QUALITY_WINDOW):
+        window = comparisons[start : start + QUALITY_WINDOW]
+        if all(settled(c) for c in window):
+            counted += window
+    return counted
+
+
+def coarse_rate(count: agreement.PairCount | None) -> float | None:
+    """The rate rounded down to QUALITY_BUCKET_PP percentage points (integer arithmetic: no float edge)."""
+    if count is None or not count.pairs:
+        return None
+    buckets = 100 // QUALITY_BUCKET_PP
+    return (buckets * count.agreements // count.pairs) / buckets
+
+
+def _own_quality(*, labeler_id: int, ranked: list[tuple[int, bool]], by_item, gold, settled_ids: set[int]) -> dict:
+    """A labeler's gold accuracy and consensus agreement over settled windows, coarse (see QUALITY_WINDOW)."""
+    gold_comparisons = settled_windows([c for c, is_gold in ranked if is_gold], lambda c: True)
+    other = settled_windows([c for c, is_gold in ranked if not is_gold], settled_ids.__contains__)
+    in_gold, in_other = set(gold_comparisons), set(other)
+    own_gold = {item: {labeler_id: orders[labeler_id]} for item, orders in by_item.items() if item[0] in in_gold}
+    shared = {item: orders for item, orders in by_item.items() if item[0] in in_other}
+    accuracy = agreement.gold_accuracy(own_gold, gold).get(labeler_id)
+    consensus = agreement.consensus_agreement(shared).get(labeler_id)
+    return {
+        "gold_accuracy": coarse_rate(accuracy),
+        "gold_pairs": accuracy.pairs if accuracy is not None else 0,
+        "gold_comparisons": len(gold_comparisons),
+        "consensus_agreement": coarse_rate(consensus),
+        "consensus_pairs": consensus.pairs if consensus is not None else 0,
+        "consensus_comparisons": len(other),
+    }
+
+
 def project_stats(
     *,
     project: Project,
@@ -100,7 +145,8 @@ def project_stats(
     (comparison, criterion) ranked and compared on its own (for a project that ranks overall that is
     just the overall order). ``sources`` picks human / ai / imported rankings (human by default).
     ``only_labeler`` (a user) limits the answer to what that labeler may see: progress and their own
-    row, no project-wide agreement.
+    row, no project-wide agreement, and their gold accuracy and consensus agreement only coarsely
+    (``figures: coarse``, see QUALITY_WINDOW).
     """
     sources = sorted(set(sources))
     unknown = [s for s in sources if s not in LabelSource.values]
@@ -115,15 +161,20 @@ def project_stats(
         )
 
     progress, leases_by_labeler = project_progress(project=project, now=now)
-    rankings = Ranking.objects.filter(comparison__project=project, source__in=sources).values_list(
-        "comparison_id",
-        "labeler_id",
-        "orders",
-        "time_spent_ms",
-        "assignment__created_at",
-        "assignment__finished_at",
-        "comparison__is_gold",
-        "comparison__gold",
+    rankings = (
+        Ranking.objects.filter(comparison__project=project, source__in=sources)
+        .order_by("pk")
+        .values_list(
+            "comparison_id",
+            "labeler_id",
+            "orders",
+            "time_spent_ms",
+            "assignment__created_at",
+            "assignment__finished_at",
+            "comparison__is_gold",
+            "comparison__gold",
+            "comparison__label_count",
+        )
     )
 
     by_item: dict[tuple[int, int | None], dict[int, dict[int, float]]] = defaultdict(dict)
@@ -131,8 +182,16 @@ def project_stats(
     ranking_counts: Counter[int] = Counter()
     seconds: dict[int, list[float | None]] = defaultdict(list)
     rankings_total = 0
-    for comparison_id, labeler_id, orders, spent_ms, leased_at, finished_at, is_gold, gold_order in rankings:
+    # For a labeler's own coarse figures: their comparisons in the order they ranked them, and which
+    # non-gold comparisons are complete (no more labels will change their consensus).
+    own_id = only_labeler.pk if only_labeler is not None else None
+    own_ranked: list[tuple[int, bool]] = []
+    settled_ids: set[int] = set()
+    for row in rankings:
+        comparison_id, labeler_id, orders, spent_ms, leased_at, finished_at, is_gold, gold_order, labels = row
         rankings_total += 1
+        if not is_gold and labels >= project.overlap:
+            settled_ids.add(comparison_id)
         matched = False
         for order in orders if isinstance(orders, list) else ():
             parsed = _order_scores(order)
@@ -149,6 +208,8 @@ def project_stats(
                 if parsed_gold and parsed_gold[1]:
                     gold[item] = parsed_gold[1]
         if matched:
+            if labeler_id == own_id:
+                own_ranked.append((comparison_id, bool(is_gold)))
             ranking_counts[labeler_id] += 1
             if spent_ms is not None:
                 seconds[labeler_id].append(spent_ms / 1000)
@@ -158,12 +219,12 @@ def project_stats(
                 seconds[labeler_id].append(None)
     progress["rankings_total"] = rankings_total
 
-    consensus = agreement.consensus_agreement(by_item)
-    accuracy = agreement.gold_accuracy(by_item, gold)
-
     if only_labeler is not None:
+        consensus, accuracy = {}, {}
         people = [(only_labeler.pk, only_labeler.get_username())]
     else:
+        consensus = agreement.consensus_agreement(by_item)
+        accuracy = agreement.gold_accuracy(by_item, gold)
         people = list(
             User.objects.filter(
                 Q(pk__in=list(ranking_counts)) | Q(memberships__project=project, memberships__role=Role.LABELER)
@@ -179,6 +240,19 @@ def project_stats(
         gold_rate, gold_pairs = _pair_count(accuracy.get(user_id))
         consensus_rate, consensus_pairs = _pair_count(consensus.get(user_id))
         leases = leases_by_labeler.get(user_id, {})
+        if only_labeler is not None:
+            quality = _own_quality(
+                labeler_id=user_id, ranked=own_ranked, by_item=by_item, gold=gold, settled_ids=settled_ids
+            )
+        else:
+            quality = {
+                "gold_accuracy": gold_rate,
+                "gold_pairs": gold_pairs,
+                "gold_comparisons": None,  # only coarse figures say how many windows' comparisons they cover
+                "consensus_agreement": consensus_rate,
+                "consensus_pairs": consensus_pairs,
+                "consensus_comparisons": None,
+            }
         rows.append(
             {
                 "labeler": user_id,
@@ -187,10 +261,7 @@ def project_stats(
                 "skipped": leases.get("skipped", 0),
                 "throughput_per_hour": speed.per_hour,
                 "median_seconds_per_task": speed.median_seconds,
-                "gold_accuracy": gold_rate,
-                "gold_pairs": gold_pairs,
-                "consensus_agreement": consensus_rate,
-                "consensus_pairs": consensus_pairs,
+                **quality,
             }
         )
 
@@ -200,6 +271,7 @@ def project_stats(
         "sources": sources,
         "progress": progress,
         "agreement": None,
+        "figures": "exact" if only_labeler is None else "coarse",
         "labelers": rows,
     }
     if only_labeler is None:

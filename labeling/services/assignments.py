@@ -136,9 +136,19 @@ def _lock_own_assignment(*, assignment_id: int, labeler) -> LockedAssignment:
     row = sql.lock_assignment(assignment_id)
     if row is None:
         raise ServiceError(f"Assignment {assignment_id} does not exist.", status=404)
-    labeler_id, state, expires_at, comparison_id, label_count, is_gold, project_id, overlap, per_criterion = row
+    labeler_id, state, expires_at, comparison_id, label_count, is_gold, project_id, overlap, per_criterion, member = row
     if labeler_id != labeler.pk:
         raise NotYourLease(f"Assignment {assignment_id} is leased to another labeler; you can only submit your own.")
+    if not member:
+        raise NotYourLease(
+            f"You are no longer a member of project {project_id}; your lease on comparison {comparison_id} "
+            "was revoked with your membership and takes no ranking or skip."
+        )
+    if state == AssignmentState.REVOKED:  # also what a submit racing the removal sees, once it gets the row
+        raise NotYourLease(
+            f"Your lease on comparison {comparison_id} was revoked when you left project {project_id}; "
+            "it takes no ranking or skip. Ask for the next comparison."
+        )
     return LockedAssignment(
         assignment_id,
         state,

@@ -139,11 +139,16 @@ def lease_with_completions(assignment_id: int):
 def lock_assignment(assignment_id: int):
     """The assignment with what a submit needs, its row and its comparison's row locked:
     (labeler_id, state, expires_at, comparison_id, label_count, is_gold, project_id, overlap,
-    rank_per_criterion)."""
+    rank_per_criterion, whether the labeler is still a member of the project).
+
+    The membership check rides in this query (no extra round trip). Removing a member revokes their
+    leases under the same row locks, so a submit that waited on one sees ``state = 'revoked'``."""
     lock = " FOR UPDATE OF a, c" if locks() else ""
     return fetchone(
         f"SELECT a.labeler_id, a.state, a.expires_at, a.comparison_id, c.label_count, c.is_gold, p.id,"
-        f" p.overlap, p.rank_per_criterion FROM {A} a JOIN {C} c ON c.id = a.comparison_id"
+        f" p.overlap, p.rank_per_criterion,"
+        f" EXISTS (SELECT 1 FROM {M} m WHERE m.project_id = p.id AND m.user_id = a.labeler_id)"
+        f" FROM {A} a JOIN {C} c ON c.id = a.comparison_id"
         f" JOIN {P} p ON p.id = c.project_id WHERE a.id = %s{lock}",
         [assignment_id],
     )

@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from config.exceptions import Conflict, ServiceError
+from config.exceptions import Conflict, ServiceError, Unavailable
 from labeling import pairs as conversion
 from labeling import tasks
 from labeling.models import (
@@ -125,7 +125,8 @@ def _inside_outer_atomic() -> bool:
     return len(connection.atomic_blocks) > 1
 
 
-def _write(snapshot: PreferenceSnapshot) -> tuple[dict, str]:
+def _write(snapshot: PreferenceSnapshot) -> tuple[dict, Path]:
+    """The snapshot's files in a staging folder beside its final one: (counts, staging folder)."""
     options = conversion.PairOptions.from_dict(snapshot.options)
     comparisons, rankings, criteria = _read_consistently(snapshot.project_id)
     accuracy = conversion.labeler_gold_accuracy(comparisons, rankings)
@@ -162,11 +163,10 @@ def _write(snapshot: PreferenceSnapshot) -> tuple[dict, str]:
             staging,
         )
         conversion.make_read_only(staging)
-        staging.rename(final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return counts, str(final.relative_to(Path(settings.ARTIFACT_ROOT)))
+    return counts, staging
 
 
 def snapshot_build(*, snapshot_id: int) -> PreferenceSnapshot | None:
@@ -186,28 +186,56 @@ def snapshot_build(*, snapshot_id: int) -> PreferenceSnapshot | None:
         snapshot.started_at = timezone.now()
         snapshot.save(update_fields=["status", "started_at"])
 
+    # This build's claim: the sweep may fail a build it thinks is dead (a stale started_at) while it is
+    # in fact still running; the claim is checked under the row lock before the build may finish.
+    started_at = snapshot.started_at
     try:
-        counts, path = _write(snapshot)
+        counts, staging = _write(snapshot)
     except Exception as exc:
         logger.exception("snapshot %s failed", snapshot_id)
-        return snapshot_mark_failed(snapshot_id=snapshot_id, error=f"{type(exc).__name__}: {exc}")
+        return snapshot_mark_failed(
+            snapshot_id=snapshot_id, error=f"{type(exc).__name__}: {exc}", building_since=started_at
+        )
 
-    with transaction.atomic():
-        snapshot = PreferenceSnapshot.objects.select_for_update().get(pk=snapshot_id)
-        snapshot.status = SnapshotStatus.READY
-        snapshot.counts = counts
-        snapshot.path = path
-        snapshot.error = ""
-        snapshot.finished_at = timezone.now()
-        snapshot.save(update_fields=["status", "counts", "path", "error", "finished_at"])
+    final = snapshot_folder(snapshot)
+    renamed = False
+    try:
+        with transaction.atomic():
+            snapshot = PreferenceSnapshot.objects.select_for_update().get(pk=snapshot_id)
+            if snapshot.status != SnapshotStatus.BUILDING or snapshot.started_at != started_at:
+                logger.warning(
+                    "snapshot %s is %s now (this build started %s): not making it ready; its files are dropped",
+                    snapshot_id,
+                    snapshot.status,
+                    started_at.isoformat(),
+                )
+                shutil.rmtree(staging, ignore_errors=True)
+                return snapshot
+            staging.rename(final)  # the folder appears whole, only for the build that still holds the claim
+            renamed = True
+            snapshot.status = SnapshotStatus.READY
+            snapshot.counts = counts
+            snapshot.path = str(final.relative_to(Path(settings.ARTIFACT_ROOT)))
+            snapshot.error = ""
+            snapshot.finished_at = timezone.now()
+            snapshot.save(update_fields=["status", "counts", "path", "error", "finished_at"])
+    except BaseException:
+        # Not ready (the save or the commit failed): no folder may stay behind as if it were.
+        shutil.rmtree(final if renamed else staging, ignore_errors=True)
+        raise
     return snapshot
 
 
 @transaction.atomic
-def snapshot_mark_failed(*, snapshot_id: int, error: str) -> PreferenceSnapshot | None:
-    """Record a failed build; a snapshot that is already ready stays ready."""
+def snapshot_mark_failed(*, snapshot_id: int, error: str, building_since=None) -> PreferenceSnapshot | None:
+    """Record a failed build; a snapshot that is already ready stays ready. With ``building_since``,
+    only the build that started then may fail it (a later verdict, the sweep's, is kept)."""
     snapshot = PreferenceSnapshot.objects.select_for_update().filter(pk=snapshot_id).first()
     if snapshot is None or snapshot.status == SnapshotStatus.READY:
+        return snapshot
+    if building_since is not None and (
+        snapshot.status != SnapshotStatus.BUILDING or snapshot.started_at != building_since
+    ):
         return snapshot
     snapshot.status = SnapshotStatus.FAILED
     snapshot.error = error[:5000]
@@ -225,8 +253,14 @@ def snapshots_sweep(*, requeue_after: timedelta, stale_after: timedelta) -> dict
         .order_by("pk")
         .values_list("pk", flat=True)
     )
+    requeued = 0
     for snapshot_id in pending:
-        tasks.enqueue_snapshot_build(snapshot_id)  # a no-op for any that another worker started meanwhile
+        try:
+            tasks.enqueue_snapshot_build(snapshot_id)  # a no-op for any that another worker started meanwhile
+        except Unavailable:
+            logger.warning("the task queue is unreachable; %s pending snapshots wait for the next sweep", len(pending))
+            break
+        requeued += 1
     stale = list(
         PreferenceSnapshot.objects.filter(status=SnapshotStatus.BUILDING, started_at__lt=now - stale_after)
         .order_by("pk")
@@ -237,7 +271,7 @@ def snapshots_sweep(*, requeue_after: timedelta, stale_after: timedelta) -> dict
             snapshot_id=snapshot_id,
             error=f"the worker building it stopped (build started {started_at.isoformat()}); create a new snapshot",
         )
-    return {"requeued": len(pending), "failed": len(stale)}
+    return {"requeued": requeued, "failed": len(stale)}
 
 
 def snapshot_file(*, snapshot: PreferenceSnapshot, split: str, file_format: str) -> Path:

@@ -3,7 +3,10 @@
 import io
 import json
 
+from labeling.models import LabelSource, Ranking
 from labeling.services.comparisons import comparisons_import
+from labeling.services.projects import project_create
+from labeling.services.system_members import system_member
 
 
 def jsonl(rows) -> io.BytesIO:
@@ -27,3 +30,20 @@ def add_comparisons(project, n: int, *, gold: int = 0, prefix: str = "Prompt") -
 def ranks_best_first(lease_body: dict) -> dict:
     """A full strict order: the completion at position 0 best."""
     return {str(c["id"]): c["position"] + 1 for c in lease_body["completions"]}
+
+
+def ai_ranked_project(make_user, name: str = "Faults"):
+    """(admin, project): four comparisons (K=3), each ranked once by the AI member, ready to snapshot."""
+    admin = make_user("boss", is_staff=True)
+    project = project_create(created_by=admin, name=name, completions_per_prompt=3, overlap=1)
+    add_comparisons(project, 4)
+    ai = system_member(project=project, source=LabelSource.AI)
+    for comparison in project.comparisons.all():
+        ids = list(comparison.completions.order_by("position").values_list("id", flat=True))
+        Ranking.objects.create(
+            comparison=comparison,
+            labeler=ai,
+            source=LabelSource.AI,
+            orders=[{"criterion": None, "ranks": {str(i): n + 1 for n, i in enumerate(ids)}, "failed": []}],
+        )
+    return admin, project

@@ -4,11 +4,9 @@ import time
 
 import pytest
 
-from labeling.models import LabelSource, PreferenceSnapshot, Ranking
-from labeling.services.projects import project_create
-from labeling.services.system_members import system_member
+from labeling.models import PreferenceSnapshot
 
-from .factories import add_comparisons
+from .factories import ai_ranked_project
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -19,18 +17,7 @@ def worker(start_worker):
 
 
 def test_worker_builds_snapshot_created_through_the_api(api, make_user, worker):
-    admin = make_user("boss", is_staff=True)
-    project = project_create(created_by=admin, name="Worker", completions_per_prompt=3, overlap=1)
-    add_comparisons(project, 4)
-    ai = system_member(project=project, source=LabelSource.AI)
-    for comparison in project.comparisons.all():
-        ids = list(comparison.completions.order_by("position").values_list("id", flat=True))
-        Ranking.objects.create(
-            comparison=comparison,
-            labeler=ai,
-            source=LabelSource.AI,
-            orders=[{"criterion": None, "ranks": {str(i): n + 1 for n, i in enumerate(ids)}, "failed": []}],
-        )
+    admin, project = ai_ranked_project(make_user, name="Worker")
     client = api(admin)
     response = client.post(
         f"/api/projects/{project.id}/snapshots/", {"mode": "per_labeler", "sources": ["ai"]}, format="json"

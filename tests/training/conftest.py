@@ -25,6 +25,16 @@ def rows_jsonl(rows):
 
 
 @pytest.fixture
+def enqueued(monkeypatch):
+    """Runs are recorded as (run id, queue) instead of sent to a broker."""
+    from training import tasks
+
+    calls = []
+    monkeypatch.setattr(tasks, "enqueue_run", lambda run_id, *, queue: calls.append((run_id, queue)))
+    return calls
+
+
+@pytest.fixture
 def fast_runs(settings):
     for name, value in FAST.items():
         setattr(settings, name, float(value))

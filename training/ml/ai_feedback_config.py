@@ -6,7 +6,7 @@ from typing import ClassVar
 # A module import: training.ml.constitution may be what is being imported (it imports configs,
 # which registers this module).
 from training.ml import constitution
-from training.ml.configs import BaseConfig, ConfigError, _check_device_dtype
+from training.ml.configs import BaseConfig, ConfigError, _check_device_dtype, worker_path
 
 
 @dataclass(kw_only=True)
@@ -25,10 +25,10 @@ class AiFeedbackConfig(BaseConfig):
 
     KIND: ClassVar[str] = "ai_feedback"
 
-    model_path: str
-    comparisons_file: str
+    model_path: str = worker_path()
+    comparisons_file: str = worker_path()
     principles: list[dict]
-    gguf_file: str | None = None
+    gguf_file: str | None = worker_path(default=None)
     principle: str | None = None
     both_orders: bool = True
     batch_size: int = 8

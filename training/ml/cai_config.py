@@ -6,7 +6,7 @@ from typing import ClassVar
 # A module import: training.ml.constitution may be what is being imported (it imports configs,
 # which registers this module).
 from training.ml import constitution
-from training.ml.configs import BaseConfig, ConfigError, GenerateConfig, _check_device_dtype
+from training.ml.configs import BaseConfig, ConfigError, GenerateConfig, _check_device_dtype, worker_path
 
 GENERATION_FIELDS = ("max_new_tokens", "temperature", "top_k", "top_p", "greedy", "batch_size", "max_prompt_tokens")
 
@@ -27,10 +27,10 @@ class CaiReviseConfig(BaseConfig):
 
     KIND: ClassVar[str] = "cai_revise"
 
-    model_path: str
-    prompts_file: str
+    model_path: str = worker_path()
+    prompts_file: str = worker_path()
     principles: list[dict]
-    gguf_file: str | None = None
+    gguf_file: str | None = worker_path(default=None)
     rounds: int = 1
     principle_keys: list[str] | None = None
     sampling: str = "random"

@@ -15,6 +15,33 @@ class ConfigError(ValueError):
         super().__init__(f"{field_name}: {message}")
 
 
+MAX_TORCH_THREADS = 256  # a constant, not os.cpu_count(): the web validates for workers it cannot see
+MAX_SEED = 2**32 - 1  # kinds add offsets to the seed; torch and numpy refuse seeds past 2**64 / 2**32
+MAX_STEPS = 10_000_000
+MAX_EPOCHS = 1000
+
+# Knobs bounded wherever a kind has them, so a new kind with the field gets the bound too.
+COMMON_BOUNDS: dict[str, tuple[int, int]] = {"torch_threads": (1, MAX_TORCH_THREADS), "seed": (0, MAX_SEED)}
+
+
+WORKER_PATH = "worker_path"
+# A field whose name ends so names a path on the workers, marked or not (tests check each is marked).
+PATH_SUFFIXES = ("_path", "_file", "_dir", "_paths", "_files", "_dirs")
+
+
+def worker_path(**kwargs: Any) -> Any:
+    """A config field that names a file or folder on the workers: the API lets only platform admins
+    set one by hand; everyone else names registry versions, snapshots and datasets in ``inputs``."""
+    return field(metadata={WORKER_PATH: True}, **kwargs)
+
+
+def worker_path_fields(config_class: type) -> frozenset[str]:
+    """The fields of a config class that name worker paths: those marked with ``worker_path()``,
+    and any whose name ends in a path suffix (so one added unmarked is still caught)."""
+    fields = dataclasses.fields(config_class)
+    return frozenset(f.name for f in fields if f.metadata.get(WORKER_PATH) or f.name.endswith(PATH_SUFFIXES))
+
+
 @dataclass
 class BaseConfig:
     KIND: ClassVar[str] = ""
@@ -33,8 +60,16 @@ class BaseConfig:
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ConfigError(f.name, "required")
         config = cls(**data)
+        config.check_common_bounds()
         config.validate()
         return config
+
+    def check_common_bounds(self) -> None:
+        for name, (low, high) in COMMON_BOUNDS.items():
+            value = getattr(self, name, None)
+            if value is not None and not low <= value <= high:
+                default = " (or null for the worker's default)" if name == "torch_threads" else ""
+                raise ConfigError(name, f"must be {low}..{high}{default}, got {value}")
 
     def validate(self) -> None:
         """Cross-field checks; raise ConfigError naming the field."""
@@ -71,10 +106,10 @@ class GenerateConfig(BaseConfig):
 
     KIND: ClassVar[str] = "generate"
 
-    model_path: str
-    prompts_file: str
-    gguf_file: str | None = None
-    adapter_path: str | None = None
+    model_path: str = worker_path()
+    prompts_file: str = worker_path()
+    gguf_file: str | None = worker_path(default=None)
+    adapter_path: str | None = worker_path(default=None)
     k: int = 2
     max_new_tokens: int = 128
     temperature: float = 0.8
@@ -107,6 +142,8 @@ class GenerateConfig(BaseConfig):
             raise ConfigError("greedy", "greedy decoding gives K identical completions; sample (greedy: false) or k: 1")
         if not 1 <= self.batch_size <= 512:
             raise ConfigError("batch_size", f"must be 1..512, got {self.batch_size}")
+        if not 1 <= self.max_prompt_tokens <= 131072:
+            raise ConfigError("max_prompt_tokens", f"must be 1..131072, got {self.max_prompt_tokens}")
 
 
 PEFT_METHODS = ("lora", "prompt_tuning", "full", "none")
@@ -123,8 +160,8 @@ class TrainConfig(BaseConfig):
     float32 on the CPU (TRL's bf16 default is wrong there); gradient checkpointing is off unless asked.
     """
 
-    model_path: str
-    gguf_file: str | None = None
+    model_path: str = worker_path()
+    gguf_file: str | None = worker_path(default=None)
     learning_rate: float = 5e-5
     num_train_epochs: float = 1.0
     max_steps: int = -1
@@ -149,10 +186,10 @@ class TrainConfig(BaseConfig):
         _check_device_dtype(self.device, self.dtype, dtypes=("auto", *DTYPES))
         if self.learning_rate <= 0 or self.learning_rate > 1:
             raise ConfigError("learning_rate", f"must be in (0, 1], got {self.learning_rate}")
-        if self.max_steps == 0 or self.max_steps < -1:
-            raise ConfigError("max_steps", f"must be -1 (use num_train_epochs) or >= 1, got {self.max_steps}")
-        if self.max_steps == -1 and self.num_train_epochs <= 0:
-            raise ConfigError("num_train_epochs", f"must be > 0, got {self.num_train_epochs}")
+        if self.max_steps == 0 or self.max_steps < -1 or self.max_steps > MAX_STEPS:
+            raise ConfigError("max_steps", f"must be -1 (use num_train_epochs) or 1..{MAX_STEPS}, got {self.max_steps}")
+        if self.max_steps == -1 and not 0 < self.num_train_epochs <= MAX_EPOCHS:
+            raise ConfigError("num_train_epochs", f"must be in (0, {MAX_EPOCHS}], got {self.num_train_epochs}")
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
             if not 1 <= getattr(self, name) <= 4096:
                 raise ConfigError(name, f"must be 1..4096, got {getattr(self, name)}")
@@ -161,8 +198,8 @@ class TrainConfig(BaseConfig):
         if not 8 <= self.max_length <= 131072:
             raise ConfigError("max_length", f"must be 8..131072, got {self.max_length}")
         for name in ("logging_steps", "eval_steps", "save_steps", "save_total_limit"):
-            if getattr(self, name) < 0:
-                raise ConfigError(name, f"must be >= 0, got {getattr(self, name)}")
+            if not 0 <= getattr(self, name) <= MAX_STEPS:
+                raise ConfigError(name, f"must be 0..{MAX_STEPS}, got {getattr(self, name)}")
 
 
 @dataclass
@@ -187,8 +224,8 @@ class PeftOptions:
             raise ConfigError("peft_method", f"use one of {', '.join(PEFT_METHODS)}, not {self.peft_method!r}")
         if not 1 <= self.lora_r <= 1024:
             raise ConfigError("lora_r", f"must be 1..1024, got {self.lora_r}")
-        if self.lora_alpha < 1:
-            raise ConfigError("lora_alpha", f"must be >= 1, got {self.lora_alpha}")
+        if not 1 <= self.lora_alpha <= 65536:
+            raise ConfigError("lora_alpha", f"must be 1..65536, got {self.lora_alpha}")
         if not 0 <= self.lora_dropout < 1:
             raise ConfigError("lora_dropout", f"must be in [0, 1), got {self.lora_dropout}")
         if not self.lora_target_modules:

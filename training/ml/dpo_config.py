@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
-from training.ml.configs import ConfigError, PeftOptions, TrainConfig
+from training.ml.configs import ConfigError, PeftOptions, TrainConfig, worker_path
 
 # The loss types of TRL 1.16's DPOTrainer (``DPOConfig.loss_type``).
 LOSS_TYPES = (
@@ -51,8 +51,8 @@ class DPORunConfig(PeftOptions, TrainConfig):
 
     KIND: ClassVar[str] = "dpo"
 
-    train_file: str
-    eval_file: str | None = None
+    train_file: str = worker_path()
+    eval_file: str | None = worker_path(default=None)
     peft_method: str = "lora"
     learning_rate: float | None = None
     beta: float = 0.1

@@ -4,12 +4,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from training.ml.configs import BaseConfig, ConfigError, GenerateConfig, _check_device_dtype
+from training.ml.configs import BaseConfig, ConfigError, GenerateConfig, _check_device_dtype, worker_path
 
 METRICS = ("rouge", "bleu", "reward", "kl")
 GENERATION_KEYS = ("name", "max_new_tokens", "greedy", "temperature", "top_p", "top_k")
 SAMPLING_KEYS = ("temperature", "top_p", "top_k")
 NAME_RE = re.compile(r"^[A-Za-z0-9_.=+-]{1,64}$")
+# Every variant runs under every generation config: the table (and the run) grows with the product.
+MAX_VARIANTS = 64
+MAX_GENERATIONS = 32
 
 
 def _default_generations() -> list[dict]:
@@ -40,12 +43,12 @@ class EvaluateConfig(BaseConfig):
 
     KIND: ClassVar[str] = "evaluate"
 
-    model_path: str
-    data_file: str
-    adapter_path: str | None = None
-    base_model_path: str | None = None
-    reward_model_path: str | None = None
-    offtask_file: str | None = None
+    model_path: str = worker_path()
+    data_file: str = worker_path()
+    adapter_path: str | None = worker_path(default=None)
+    base_model_path: str | None = worker_path(default=None)
+    reward_model_path: str | None = worker_path(default=None)
+    offtask_file: str | None = worker_path(default=None)
     variants: list[str] = field(default_factory=list)
     generations: list = field(default_factory=_default_generations)
     metrics: list[str] = field(default_factory=list)
@@ -76,6 +79,8 @@ class EvaluateConfig(BaseConfig):
             raise ConfigError("max_prompt_tokens", f"must be 1..131072, got {self.max_prompt_tokens}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError("limit", f"must be >= 1 (or null for every row), got {self.limit}")
+        if len(self.variants) > MAX_VARIANTS:
+            raise ConfigError("variants", f"at most {MAX_VARIANTS} prompt variants, got {len(self.variants)}")
         if len(set(self.variants)) != len(self.variants):
             raise ConfigError("variants", "a variant is named twice")
         self.generation_configs()  # validates every entry
@@ -110,6 +115,10 @@ class EvaluateConfig(BaseConfig):
         """``(name, GenerateConfig)`` for each entry of ``generations``; ConfigError names the entry's field."""
         if not isinstance(self.generations, list) or not self.generations:
             raise ConfigError("generations", "expected a non-empty list of generation configs")
+        if len(self.generations) > MAX_GENERATIONS:
+            raise ConfigError(
+                "generations", f"at most {MAX_GENERATIONS} generation configs, got {len(self.generations)}"
+            )
         configs, names = [], set()
         for i, entry in enumerate(self.generations):
             where = f"generations[{i}]"

@@ -4,7 +4,7 @@ import string
 from dataclasses import dataclass
 from typing import ClassVar
 
-from training.ml.configs import ConfigError, PeftOptions, TrainConfig
+from training.ml.configs import ConfigError, PeftOptions, TrainConfig, worker_path
 
 # Learning rates when the config leaves ``learning_rate`` unset. ``full``: all-MiniLM-L6-v2 on the
 # HH-RLHF harmless pairs (bench/reward_model.py), 2 epochs, max_length 256: 3e-5 held out 0.654,
@@ -44,8 +44,8 @@ class RewardModelConfig(PeftOptions, TrainConfig):
 
     KIND: ClassVar[str] = "reward_model"
 
-    train_file: str
-    eval_file: str | None = None
+    train_file: str = worker_path()
+    eval_file: str | None = worker_path(default=None)
     peft_method: str = "full"
     learning_rate: float | None = None
     num_train_epochs: float = 2.0
@@ -81,15 +81,28 @@ class RewardModelConfig(PeftOptions, TrainConfig):
             check_template(self.prompt_template)
 
 
+MAX_TEMPLATE_CHARS = 10_000
+
+
 def check_template(template: str) -> None:
-    """A template names ``{completion}`` once and ``{prompt}`` at most once, and nothing else."""
+    """A template names ``{completion}`` once and ``{prompt}`` at most once, and nothing else: no
+    attribute or index access (``{prompt.__class__}``, ``{prompt[0]}``), no conversion (``!r``) and
+    no format spec (``{prompt:>99999999}`` would build a huge string in the worker)."""
+    if len(template) > MAX_TEMPLATE_CHARS:
+        raise ConfigError("prompt_template", f"at most {MAX_TEMPLATE_CHARS:,} characters, got {len(template):,}")
     try:
-        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
     except ValueError as exc:
         raise ConfigError("prompt_template", f"not a valid template: {exc}") from None
-    unknown = sorted({n for n in names if n not in ("prompt", "completion")})
-    if unknown:
-        raise ConfigError("prompt_template", f"unknown placeholder {{{unknown[0]}}}; use {{prompt}} and {{completion}}")
+    for name, spec, conversion in fields:
+        if name not in ("prompt", "completion"):
+            raise ConfigError("prompt_template", f"unknown placeholder {{{name}}}; use {{prompt}} and {{completion}}")
+        if spec or conversion:
+            written = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ConfigError(
+                "prompt_template", f"placeholder {written} has a conversion or format spec; write {{{name}}} alone"
+            )
+    names = [name for name, _, _ in fields]
     if names.count("completion") != 1 or names.count("prompt") > 1:
         raise ConfigError("prompt_template", "must contain {completion} once and {prompt} at most once")
 

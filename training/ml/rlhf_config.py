@@ -25,7 +25,7 @@ PPO-only knobs: ``cliprange_value``, ``vf_coef``, ``gamma``, ``lam``, ``whiten_r
 from dataclasses import dataclass
 from typing import ClassVar
 
-from training.ml.configs import ConfigError, PeftOptions, TrainConfig
+from training.ml.configs import ConfigError, PeftOptions, TrainConfig, worker_path
 from training.ml.rewards import parse_reward_function
 
 ALGORITHMS = ("ppo", "rloo", "grpo")
@@ -41,11 +41,11 @@ class RLHFConfig(PeftOptions, TrainConfig):
     KIND: ClassVar[str] = "rlhf"
 
     algorithm: str = "ppo"
-    train_file: str = ""
-    eval_file: str | None = None
-    reward_model_path: str | None = None
+    train_file: str = worker_path(default="")
+    eval_file: str | None = worker_path(default=None)
+    reward_model_path: str | None = worker_path(default=None)
     reward_function: str | None = None
-    eval_reward_model_path: str | None = None
+    eval_reward_model_path: str | None = worker_path(default=None)
     reward_stop_strings: list[str] | None = None
     reward_max_length: int = 512
     reward_batch_size: int = 16
@@ -115,8 +115,10 @@ class RLHFConfig(PeftOptions, TrainConfig):
             if not isinstance(stops, list) or len(stops) > 16:
                 raise ConfigError("reward_stop_strings", "must be a list of at most 16 strings")
             for index, stop in enumerate(stops):
-                if not isinstance(stop, str) or not stop:
-                    raise ConfigError(f"reward_stop_strings[{index}]", f"must be a non-empty string, got {stop!r}")
+                if not isinstance(stop, str) or not stop or len(stop) > 256:
+                    raise ConfigError(
+                        f"reward_stop_strings[{index}]", f"must be a string of 1..256 characters, got {stop!r:.60}"
+                    )
         if not 8 <= self.reward_max_length <= 131072:
             raise ConfigError("reward_max_length", f"must be 8..131072, got {self.reward_max_length}")
         if not 1 <= self.reward_batch_size <= 4096:
@@ -133,8 +135,8 @@ class RLHFConfig(PeftOptions, TrainConfig):
             raise ConfigError("kl_controller", f"use one of {', '.join(KL_CONTROLLERS)}, not {self.kl_controller!r}")
         if not self.kl_target > 0:
             raise ConfigError("kl_target", f"must be > 0, got {self.kl_target}")
-        if self.kl_horizon < 1:
-            raise ConfigError("kl_horizon", f"must be >= 1, got {self.kl_horizon}")
+        if not 1 <= self.kl_horizon <= 100_000_000:
+            raise ConfigError("kl_horizon", f"must be 1..100000000, got {self.kl_horizon}")
 
     def _validate_batches(self) -> None:
         if self.gradient_accumulation_steps != 1:

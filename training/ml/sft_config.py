@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
-from training.ml.configs import ConfigError, PeftOptions, TrainConfig
+from training.ml.configs import ConfigError, PeftOptions, TrainConfig, worker_path
 
 # Learning rates that work for each method when the config leaves ``learning_rate`` unset: adapters
 # and soft prompts need far larger steps than full fine-tuning.
@@ -30,8 +30,8 @@ class SFTRunConfig(PeftOptions, TrainConfig):
 
     KIND: ClassVar[str] = "sft"
 
-    train_file: str
-    eval_file: str | None = None
+    train_file: str = worker_path()
+    eval_file: str | None = worker_path(default=None)
     learning_rate: float | None = None
     completion_only_loss: bool = True
     merge_adapter: bool = True

@@ -422,7 +422,7 @@ function ConfigRow({ field, value, error, onChange }: { field: RunConfigField; v
   const listId = `${id}-list`;
   const control = configControl(field);
   const notes: string[] = [];
-  if (field.worker_path) notes.push("A path on the workers: staff only.");
+  if (field.worker_path) notes.push("A path on the workers: platform admins only.");
   if (control === "csv") notes.push("Comma-separated.");
   if (isOptional(field) && control !== "checkbox") notes.push("“none” clears it.");
   const note = notes.join(" ");
