@@ -1,8 +1,23 @@
 """API habits every app shares (labeling, training, models_registry): platform roles, allow-listed
 filters and orderings, and pages. Lives in config because models_registry may not import labeling."""
 
+import re
+
+from django.http import JsonResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema_field
+from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
+
+MAX_PAGE_LIMIT = 500
+
+
+class Pagination(LimitOffsetPagination):
+    """``?limit=`` above ``max_limit`` is clamped to it (DRF's rule): one request never pulls a whole
+    table; the ``next`` link walks the rest."""
+
+    max_limit = MAX_PAGE_LIMIT
 
 
 def is_platform_admin(user) -> bool:
@@ -38,13 +53,70 @@ def ordered(queryset, request, *, allowed: tuple[str, ...], default: str):
     return queryset.order_by(*fields, "pk")
 
 
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+NUL_MESSAGE = "contains a NUL character (\\u0000), which PostgreSQL cannot store or compare."
+
+
+class NulCharacterMiddleware:
+    """A NUL in a query parameter is a 400 naming the parameter, for every API view: PostgreSQL
+    refuses NUL in text, so a filter such as ``?name=a%00`` would otherwise end as a 500."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith("/api/"):
+            for name, values in request.GET.lists():
+                if _has_nul(name) or any(_has_nul(v) for v in values):
+                    shown = name.replace("\x00", "\\u0000")
+                    message = f"Query parameter '{shown}' {NUL_MESSAGE}"
+                    return JsonResponse({"detail": message, "errors": {shown: [message]}}, status=400)
+        return self.get_response(request)
+
+
+def ordering_parameter(*allowed: str) -> OpenApiParameter:
+    """The ``?ordering=`` that ``ordered(..., allowed=...)`` accepts, as a schema pattern (comma-separated
+    fields, ``-`` to reverse), so the schema refuses what the view refuses."""
+    field = "-?(" + "|".join(re.escape(f) for f in allowed) + ")"
+    return OpenApiParameter(
+        "ordering",
+        OpenApiTypes.STR,
+        pattern=f"^{field}(,{field})*$",
+        description=f"{', '.join(allowed)}; comma-separated, prefix - to reverse.",
+    )
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class JSONObjectField(serializers.JSONField):
+    """A JSON object, documented as one: any other JSON value is a 400 that names the field."""
+
+    default_error_messages = {"not_object": "Must be a JSON object."}
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            self.fail("not_object")
+        if _has_nul(value):  # jsonb refuses \u0000 too: a 400 here, not a DataError on save
+            raise serializers.ValidationError(f"A key or string {NUL_MESSAGE}")
+        return value
+
+
 class Paginated:
     """Mixin for views whose GET returns a page: ``{count, next, previous, results}``.
 
     Setting ``pagination_class`` also tells drf-spectacular to document the page envelope.
     """
 
-    pagination_class = LimitOffsetPagination
+    pagination_class = Pagination
 
     def paginate(self, request, queryset, serializer_class, context: dict | None = None):
         paginator = self.pagination_class()

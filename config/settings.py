@@ -5,7 +5,10 @@ transport on its own SQLite file, both under ``VAR_DIR``. Production sets ``DATA
 (PostgreSQL), ``CELERY_BROKER_URL`` (Redis), ``SECRET_KEY`` and ``ARTIFACT_ROOT``.
 """
 
+import ipaddress
 import os
+import secrets
+import time
 from pathlib import Path
 
 import dj_database_url
@@ -30,12 +33,63 @@ VAR_DIR = Path(os.environ.get("RANKFORGE_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG")
+# The address the web server listens on: ./dev run and platform/Procfile pass the same variable to
+# gunicorn (the image sets 0.0.0.0). Only a loopback-bound embedded default may run without a SECRET_KEY.
+BIND_ADDRESS = (os.environ.get("BIND_ADDRESS") or "127.0.0.1").strip()
+
+
+def is_loopback(address: str) -> bool:
+    host = address.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to anything
+
+
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG and not env_bool("RANKFORGE_EMBEDDED", default="DATABASE_URL" not in os.environ):
         raise ImproperlyConfigured("SECRET_KEY must be set unless DEBUG is on.")
-    # Embedded/DEBUG only: a key that is stable for this checkout but never used in production.
-    SECRET_KEY = "insecure-embedded-" + str(BASE_DIR)
+    if not DEBUG and not is_loopback(BIND_ADDRESS):
+        raise ImproperlyConfigured(
+            f"SECRET_KEY must be set: the server is bound to {BIND_ADDRESS!r} (BIND_ADDRESS), not to loopback. "
+            "Without SECRET_KEY the embedded default only serves 127.0.0.1, localhost or ::1."
+        )
+    # Embedded/DEBUG only: a random key kept under VAR_DIR (shared by the web and worker processes),
+    # so nobody can derive it from the checkout path and forge sessions.
+    key_file = VAR_DIR / "secret_key"
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(50))
+    SECRET_KEY = key_file.read_text().strip()
+    if not SECRET_KEY:  # another process created the file and is writing it right now
+        time.sleep(0.5)
+        SECRET_KEY = key_file.read_text().strip()
+
+# Secure cookies and HSTS when the site is served over HTTPS. On by default for a deployment
+# (DEBUG off and DATABASE_URL set); off for the embedded default, which serves plain http on
+# loopback -- a Secure cookie is never sent back over plain http, so sign-in would break there.
+RANKFORGE_HTTPS = env_bool("RANKFORGE_HTTPS", default=not DEBUG and "DATABASE_URL" in os.environ)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = RANKFORGE_HTTPS
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False  # the UI reads the csrftoken cookie to send X-CSRFToken
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if RANKFORGE_HTTPS:
+    SECURE_HSTS_SECONDS = env_int("RANKFORGE_HSTS_SECONDS", 3600)
+# Behind a TLS-terminating proxy: trust its X-Forwarded-Proto (never set this without one, or a
+# client could claim https), and take the client address for throttling from X-Forwarded-For,
+# RANKFORGE_NUM_PROXIES hops from the right. Without a proxy the address is REMOTE_ADDR only.
+RANKFORGE_BEHIND_PROXY = env_bool("RANKFORGE_BEHIND_PROXY")
+if RANKFORGE_BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+RANKFORGE_NUM_PROXIES = env_int("RANKFORGE_NUM_PROXIES", 1 if RANKFORGE_BEHIND_PROXY else 0)
 
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
@@ -58,7 +112,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.uploads.UploadLimitMiddleware",  # first: refuses an oversized body before anything reads it
     "django.middleware.security.SecurityMiddleware",
+    "config.api.NulCharacterMiddleware",  # ?name=%00 is a 400, not a PostgreSQL DataError (500)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -104,11 +160,46 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     threshold = os.environ.get("DB_PREPARE_THRESHOLD", "5")
     if threshold.lower() not in ("off", "none", ""):
         DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": int(threshold)}
+    # A persistent connection that a database restart dropped is replaced before a request uses it
+    # (instead of a 500 "terminating connection due to administrator command"); an unreachable
+    # server fails a connect in seconds, not after the kernel's TCP timeout.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT_S", 10)
+    # A frozen process (paused, swapping, cut off) must not hold row locks for ever: PostgreSQL ends
+    # a session left idle inside a transaction after this long (0: never).
+    if idle_in_transaction_s := env_int("DB_IDLE_IN_TRANSACTION_TIMEOUT_S", 300):
+        DATABASES["default"]["OPTIONS"]["options"] = (
+            f"-c idle_in_transaction_session_timeout={idle_in_transaction_s * 1000}"
+        )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Every password set through the API goes through these (labeling.services.accounts).
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Shared by every web worker (throttle counts): Redis when there is one (REDIS_URL, else a redis
+# CELERY_BROKER_URL; keys are prefixed, so sharing the broker's database is safe), else files under
+# VAR_DIR. Neither needs a setup step such as createcachetable.
+_cache_redis = os.environ.get("REDIS_URL") or os.environ.get("CELERY_BROKER_URL") or ""
+if _cache_redis.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _cache_redis,
+            "KEY_PREFIX": "rankforge-cache",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -153,6 +244,23 @@ elif ARTIFACT_STORAGE != "local":
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 RANKFORGE_MAX_UPLOAD_BYTES = env_int("RANKFORGE_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
+# The limit holds before anything is spooled: config.uploads checks Content-Length up front (its
+# middleware) and counts file bytes as they stream in (this handler, ahead of Django's own).
+FILE_UPLOAD_HANDLERS = [
+    "config.uploads.UploadLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+
+# Sign-in attempts (token, session, password change) per client address and username, and per
+# address over all usernames; "N/second|minute|hour|day", or "off". See config/throttling.py.
+RANKFORGE_THROTTLE_RATES = {
+    scope: (None if rate.strip().lower() == "off" else rate.strip())
+    for scope, rate in {
+        "login": os.environ.get("RANKFORGE_THROTTLE_LOGIN") or "10/minute",
+        "login_ip": os.environ.get("RANKFORGE_THROTTLE_LOGIN_IP") or "60/minute",
+    }.items()
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -161,10 +269,13 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",  # max_limit: ?limit= is clamped to 500
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # Client address for throttles: REMOTE_ADDR, or X-Forwarded-For behind RANKFORGE_NUM_PROXIES proxies.
+    # (DRF's default, None, trusts a client-sent X-Forwarded-For, so each guess could claim a new address.)
+    "NUM_PROXIES": RANKFORGE_NUM_PROXIES,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -183,6 +294,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Error responses and OpenAPI links, derived from the generated paths (config/openapi.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.openapi.postprocess"],
 }
 
 # Celery: embedded default is kombu's SQLAlchemy transport on its own SQLite file (the filesystem
@@ -207,6 +320,9 @@ RANKFORGE_RUN_HEARTBEAT_S = float(os.environ.get("RANKFORGE_RUN_HEARTBEAT_S") or
 RANKFORGE_RUN_POLL_S = float(os.environ.get("RANKFORGE_RUN_POLL_S") or 2)
 RANKFORGE_RUN_KILL_GRACE_S = float(os.environ.get("RANKFORGE_RUN_KILL_GRACE_S") or 30)
 RANKFORGE_RUN_STALE_AFTER_S = float(os.environ.get("RANKFORGE_RUN_STALE_AFTER_S") or 120)
+# How long a supervisor keeps its run going (and its events in memory) while the database is out of
+# reach; past this it stops the run. The sweep does not count a database restart against a run.
+RANKFORGE_RUN_DB_OUTAGE_S = float(os.environ.get("RANKFORGE_RUN_DB_OUTAGE_S") or 600)
 RANKFORGE_RUN_REQUEUE_AFTER_S = float(os.environ.get("RANKFORGE_RUN_REQUEUE_AFTER_S") or 300)
 RANKFORGE_RUN_SWEEP_INTERVAL_S = float(os.environ.get("RANKFORGE_RUN_SWEEP_INTERVAL_S") or 30)
 # A run whose worker was lost is requeued to resume (from its last checkpoint) this many times, then failed.
@@ -216,6 +332,8 @@ RANKFORGE_RUN_GPUS = env_int("RANKFORGE_RUN_GPUS", 1)
 RANKFORGE_RUN_MAX_LOG_LINES = env_int("RANKFORGE_RUN_MAX_LOG_LINES", 20_000)
 RANKFORGE_RUN_MAX_LINE_CHARS = env_int("RANKFORGE_RUN_MAX_LINE_CHARS", 4_000)
 RANKFORGE_RUN_THREADS = env_int("RANKFORGE_RUN_THREADS", 1)  # torch/OMP threads of a run unless its config says
+# Environment variables a run's process may see beyond training.supervision's allow-list: NAME,PREFIX*,...
+RANKFORGE_RUN_ENV_ALLOW = os.environ.get("RANKFORGE_RUN_ENV_ALLOW", "")
 if RANKFORGE_RUN_STALE_AFTER_S <= 2 * RANKFORGE_RUN_HEARTBEAT_S:
     raise ImproperlyConfigured("RANKFORGE_RUN_STALE_AFTER_S must exceed twice RANKFORGE_RUN_HEARTBEAT_S.")
 CELERY_TASK_ROUTES = {

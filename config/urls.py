@@ -1,13 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import ObtainAuthToken
 
 from config.views import frontend_index
+from labeling.apis.auth import TokenApi
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/auth/token/", ObtainAuthToken.as_view(), name="api-token"),
+    path("api/auth/token/", TokenApi.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("labeling.urls")),

@@ -40,6 +40,22 @@ def _test_settings(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache(settings):
+    """Throttle counts live in the shared cache: each test starts with none, so sign-ins made by
+    earlier tests never throttle it. Only RankForge's keys go: the Redis cache may share its
+    database with the Celery broker, whose keys a FLUSHDB would take."""
+    from django.core.cache import cache
+
+    if cache.__class__.__name__ == "RedisCache":
+        client = cache._cache.get_client(write=True)
+        keys = list(client.scan_iter(match=f"{settings.CACHES['default'].get('KEY_PREFIX', '')}:*"))
+        if keys:
+            client.delete(*keys)
+    else:
+        cache.clear()
+
+
 @pytest.fixture
 def make_user(django_user_model):
     counter = {"n": 0}

@@ -2,7 +2,6 @@
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 
 from labeling.apis.common import Paginated, ProjectAPIView, paginate, reject_unknown_params
@@ -66,7 +65,6 @@ class AiDisagreementsApi(Paginated, ProjectAPIView):
     """The comparisons where the AI labeler and a person disagree, newest first, for review."""
 
     read_role = Role.REVIEWER
-    pagination_class = LimitOffsetPagination
 
     @extend_schema(
         parameters=[OpenApiParameter("principle", str, description="Only this principle's AI labels.")],

@@ -3,7 +3,6 @@
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
@@ -46,7 +45,6 @@ class ConstitutionListCreateApi(Paginated, ProjectAPIView):
     read_role = Role.LABELER
     write_role = Role.ADMIN
     parser_classes = [JSONParser]
-    pagination_class = LimitOffsetPagination
 
     @extend_schema(responses=ConstitutionOutput(many=True))
     def get(self, request, project_id: int):

@@ -6,18 +6,16 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from config.exceptions import ServiceError
+from config.api import ordering_parameter
 from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
 from labeling.models import Dataset, PromptRow, Role, Split
 from labeling.selectors.datasets import dataset_rows, datasets_for_project
 from labeling.services import datasets as services
 
-# Room for the multipart envelope (boundaries, part headers, the small form fields) around the file.
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
+DATASET_ORDERING = ("id", "name", "created_at", "row_count")
 
 
 class DatasetOutput(serializers.ModelSerializer):
@@ -48,29 +46,13 @@ class PromptRowOutput(serializers.ModelSerializer):
         fields = ("id", "index", "split", "data")
 
 
-def _check_declared_size(request, max_bytes: int) -> None:
-    """Refuse an oversized upload from its Content-Length, before the body is read and spooled."""
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return
-    if declared > max_bytes + MULTIPART_OVERHEAD_BYTES:
-        message = f"The upload is {declared:,} bytes; the upload limit is {max_bytes:,} bytes."
-        raise ServiceError(message, errors=[{"line": None, "field": None, "message": message}], status=413)
-
-
 class DatasetListCreateApi(Paginated, ProjectAPIView):
     read_role = Role.REVIEWER
     write_role = Role.ADMIN
     parser_classes = [MultiPartParser, FormParser]
-    pagination_class = LimitOffsetPagination
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "ordering", OpenApiTypes.STR, description="id, name, created_at or row_count; prefix - to reverse."
-            )
-        ],
+        parameters=[ordering_parameter(*DATASET_ORDERING)],
         responses=DatasetOutput(many=True),
     )
     def get(self, request, project_id: int):
@@ -79,7 +61,7 @@ class DatasetListCreateApi(Paginated, ProjectAPIView):
         datasets = ordered(
             datasets_for_project(project=access.project),
             request,
-            allowed=("id", "name", "created_at", "row_count"),
+            allowed=DATASET_ORDERING,
             default="id",
         )
         return paginate(self, request, datasets, DatasetOutput)
@@ -95,8 +77,9 @@ class DatasetListCreateApi(Paginated, ProjectAPIView):
     )
     def post(self, request, project_id: int):
         access = self.access(request, project_id)
+        # An oversized body never gets here: config.uploads refuses it from its Content-Length, or
+        # while its file streams in, before it is spooled (also on the CSRF check's first read).
         max_bytes = settings.RANKFORGE_MAX_UPLOAD_BYTES
-        _check_declared_size(request, max_bytes)
         data = DatasetUploadInput(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data["file"]
@@ -127,7 +110,6 @@ class DatasetDetailApi(ProjectAPIView):
 
 class DatasetRowsApi(Paginated, ProjectAPIView):
     read_role = Role.REVIEWER
-    pagination_class = LimitOffsetPagination
 
     @extend_schema(
         parameters=[

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -61,6 +62,7 @@ class OrderInput(serializers.Serializer):
 
 
 class RankingInput(serializers.Serializer):
+    reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
     ranks = serializers.JSONField(required=False, help_text="{completion_id: rank}; omit when ranking per criterion")
     failed = serializers.ListField(child=serializers.IntegerField(), required=False, default=list)
     criteria = serializers.DictField(child=OrderInput(), required=False, help_text="{criterion_id: {ranks, failed}}")
@@ -79,6 +81,9 @@ class RankingOutput(serializers.Serializer):
 
 
 class RankingSubmitApi(APIView):
+    # ranks and criteria are JSON objects and time_spent_ms a JSON integer: a form cannot carry them.
+    parser_classes = [JSONParser]
+
     @extend_schema(
         request=RankingInput,
         responses={201: RankingOutput, 200: OpenApiResponse(RankingOutput, description="A repeated submit")},

@@ -2,13 +2,13 @@
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
+from config.api import ordering_parameter
 from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
 from labeling.models import Project, PromptTemplate, Role
 from labeling.selectors.datasets import (
@@ -18,6 +18,8 @@ from labeling.selectors.datasets import (
     templates_for_project,
 )
 from labeling.services import templates as services
+
+TEMPLATE_ORDERING = ("id", "name", "created_at")
 
 
 class PromptTemplateOutput(serializers.ModelSerializer):
@@ -112,12 +114,11 @@ class TemplateListCreateApi(Paginated, ProjectAPIView):
     read_role = Role.LABELER
     write_role = Role.ADMIN
     parser_classes = [JSONParser]
-    pagination_class = LimitOffsetPagination
 
     @extend_schema(
         parameters=[
             OpenApiParameter("dataset", OpenApiTypes.INT, description="Only templates checked against this dataset."),
-            OpenApiParameter("ordering", OpenApiTypes.STR, description="id, name or created_at; prefix - to reverse."),
+            ordering_parameter(*TEMPLATE_ORDERING),
         ],
         responses=PromptTemplateOutput(many=True),
     )
@@ -130,7 +131,7 @@ class TemplateListCreateApi(Paginated, ProjectAPIView):
         templates = templates_for_project(
             project=access.project, dataset_id=int(dataset_id) if dataset_id is not None else None
         )
-        templates = ordered(templates, request, allowed=("id", "name", "created_at"), default="id")
+        templates = ordered(templates, request, allowed=TEMPLATE_ORDERING, default="id")
         context = {"default_template_id": access.project.prompt_template_id}
         return paginate(self, request, templates, PromptTemplateOutput, context=context)
 
@@ -190,6 +191,7 @@ class TemplatePreviewApi(ProjectAPIView):
             "Render the template for one row: `{row_id}`, `{index, dataset}` (dataset defaults to the "
             "template's) or a literal `{row: {...}}`. Warns when the token estimate exceeds `context_window`."
         ),
+        examples=[OpenApiExample("The first row of the template's dataset", value={"index": 0}, request_only=True)],
     )
     def post(self, request, project_id: int, template_id: int):
         access = self.access(request, project_id)
