@@ -37,19 +37,21 @@ def test_docker_compose_has_a_worker_per_queue_and_a_gpu_reservation():
     assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
 
 
-def test_procfile_runs_web_and_one_worker_on_both_queues():
+def test_procfile_runs_web_a_gpu_worker_and_a_default_worker_with_the_sweeps():
     processes = dict(
         line.split(":", 1)
         for line in (ROOT / "platform" / "Procfile").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     )
-    assert set(processes) == {"web", "worker"}
+    assert set(processes) == {"web", "gpu", "worker"}
     assert processes["web"].split()[0] == "gunicorn"
-    worker = processes["worker"].split()
-    assert worker[:4] == ["celery", "-A", "config", "worker"]
-    assert worker[worker.index("-Q") + 1] == "default,gpu"
-    assert worker[worker.index("--concurrency") + 1] == "2"  # an export does not wait behind a generation run
-    assert "--beat" in worker  # the embedded default runs the periodic sweeps too
+    gpu, default = processes["gpu"].split(), processes["worker"].split()
+    for worker in (gpu, default):
+        assert worker[:4] == ["celery", "-A", "config", "worker"]
+    assert gpu[gpu.index("-Q") + 1] == "gpu"
+    assert default[default.index("-Q") + 1] == "default"
+    # The sweeps run beside the runs, never behind one (a dead worker's run is requeued on time).
+    assert "--beat" in default and "--beat" not in gpu
 
 
 def test_training_ml_does_not_load_django():

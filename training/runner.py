@@ -5,7 +5,7 @@
 1. ``queued -> running`` under the row lock, and nothing at all unless the run is still queued;
 2. writes ``run.json`` into ``ARTIFACT_ROOT/runs/<id>/`` and starts
    ``python -m training.ml KIND --config run.json --out <that folder>`` in its own process group
-   (``start_new_session``), with bounded CPU threads and no database or broker credentials;
+   (``start_new_session``), with bounded CPU threads and an allow-listed environment (no credentials);
 3. reads its stdout (JSON-lines events, :mod:`training.ml.events`) and stderr on two threads and
    stores them as RunEvents in order, in small batches; non-JSON stdout lines and stderr lines
    become ``log`` events (bounded: ``RANKFORGE_RUN_MAX_LOG_LINES``, each line cut at
@@ -17,14 +17,18 @@
 5. ends the run: cancelled after a cancel, succeeded on exit 0, else failed with the last error
    event (or the tail of stderr) and how the process ended.
 
-If this worker dies, the subprocess notices its parent is gone (``RANKFORGE_PARENT_PID``) and
-exits; the sweep fails the run once its heartbeat is stale.
+Faults (:mod:`training.supervision`): every database touch is guarded, so the run goes on through a
+database outage of up to ``RANKFORGE_RUN_DB_OUTAGE_S`` and its events are stored once the database
+is back. Every write names the run's attempt: when the sweep has requeued the run meanwhile (this
+supervisor looked dead), the write is refused and the supervisor kills its process and leaves the
+run alone. The run folder's lock keeps a new attempt from starting next to an old one's process.
+If this worker dies, the subprocess notices (``RANKFORGE_PARENT_PID``) and exits; the sweep
+requeues or fails the run once its heartbeat is stale.
 """
 
 import contextlib
 import json
 import logging
-import os
 import queue
 import signal
 import socket
@@ -33,12 +37,11 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, connection
 
 from training.ml.events import parse_event
 from training.models import LIVE_STATES, TERMINAL_STATES, RunEventType, RunState, TrainingRun
@@ -47,6 +50,18 @@ from training.services.cai import CaiResults
 from training.services.generation import CompletionsIngest
 from training.services.run_inputs import materialize_config
 from training.services.run_outputs import OutputsRegistrar
+from training.services.runs import StaleAttempt
+from training.supervision import (
+    DOWN,
+    DatabaseGuard,
+    DatabaseOutage,
+    FolderBusy,
+    FolderLock,
+    Limits,
+    child_environment,
+    describe_exit,
+    kill_group,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,49 +80,6 @@ STDERR_TAIL = 30
 MAX_EVENT_CHARS = 64_000
 
 
-@dataclass(frozen=True)
-class Limits:
-    heartbeat_s: float
-    poll_s: float
-    kill_grace_s: float
-    stale_after_s: float
-    max_log_lines: int
-    max_line_chars: int
-    threads: int
-    gpus: int = 1
-
-    @classmethod
-    def from_settings(cls) -> "Limits":
-        return cls(
-            heartbeat_s=float(settings.RANKFORGE_RUN_HEARTBEAT_S),
-            poll_s=float(settings.RANKFORGE_RUN_POLL_S),
-            kill_grace_s=float(settings.RANKFORGE_RUN_KILL_GRACE_S),
-            stale_after_s=float(settings.RANKFORGE_RUN_STALE_AFTER_S),
-            max_log_lines=int(settings.RANKFORGE_RUN_MAX_LOG_LINES),
-            max_line_chars=int(settings.RANKFORGE_RUN_MAX_LINE_CHARS),
-            threads=int(settings.RANKFORGE_RUN_THREADS),
-            gpus=int(settings.RANKFORGE_RUN_GPUS),
-        )
-
-
-_SECRET_ENV = frozenset(
-    {"DATABASE_URL", "SECRET_KEY", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
-)
-
-
-def child_environment(*, threads: int) -> dict[str, str]:
-    """The run's environment: no database or broker credentials, bounded CPU threads, our parent pid."""
-    env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
-    if threads > 0:
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[name] = str(threads)
-    env["TOKENIZERS_PARALLELISM"] = "false"
-    env["PYTHONUNBUFFERED"] = "1"
-    env["RANKFORGE_PARENT_PID"] = str(os.getpid())
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(settings.BASE_DIR), env.get("PYTHONPATH", "")) if p)
-    return env
-
-
 # Kinds that train with a (TRL) Trainer and so spread over several GPUs through accelerate.
 MULTI_GPU_KINDS = frozenset({"sft", "reward_model", "dpo", "rlhf"})
 
@@ -122,19 +94,6 @@ def command(run: TrainingRun, config_path: Path, folder: Path, *, gpus: int = 1)
     return [sys.executable, *args]
 
 
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-        hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if -code == signal.SIGKILL else ""
-        return f"killed by {name}{hint}"
-    return f"exit status {code}"
-
-
-def _kill_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
-        os.killpg(pid, sig)
-
-
 def _pump(name: str, stream, out: queue.Queue) -> None:
     try:
         # A line longer than the limit arrives in pieces (and is kept as log lines, not parsed).
@@ -147,10 +106,14 @@ def _pump(name: str, stream, out: queue.Queue) -> None:
 class Supervisor:
     def __init__(self, run: TrainingRun, limits: Limits):
         self.run = run
+        self.attempt = run.attempt  # every write names it: the sweep may hand the run to a new attempt
         self.limits = limits
         self.folder = runs.run_folder(run.pk)
+        self.db = DatabaseGuard(run_id=run.pk, outage_s=limits.db_outage_s, retry_s=limits.retry_s)
+        self.lock = FolderLock(self.folder)
         self.pending: list[tuple[str, dict]] = []
         self.progress: tuple[int, int | None] | None = None
+        self.unhandled: deque[dict] = deque()  # stored artifact events the handler has yet to take
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
         self.last_error: str | None = None
         self.result: dict = {}
@@ -164,7 +127,7 @@ class Supervisor:
         self.stopped_because: str | None = None  # "cancel" | "ended elsewhere" | "handler" | "database"
         self.handler_error: str | None = None
         self.handler = None
-        self.db_failing_since: float | None = None
+        self.fenced: StaleAttempt | None = None  # the run went to a newer attempt: write nothing more
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -178,6 +141,10 @@ class Supervisor:
                 message[: self.limits.max_line_chars] + f"... [{len(message) - self.limits.max_line_chars} chars cut]"
             )
         self.pending.append((RunEventType.LOG, {"level": level, "message": message, "stream": stream}))
+
+    def _note(self, message: str, *, level: str = "info") -> None:
+        """A log event of the supervisor's own (not counted against the run's log limit)."""
+        self.pending.append((RunEventType.LOG, {"level": level, "message": message, "stream": "worker"}))
 
     def _take(self, name: str, raw: bytes) -> None:
         # PostgreSQL's jsonb refuses NUL characters; a process may print one.
@@ -213,42 +180,52 @@ class Supervisor:
             total = None
         self.progress = (min(step, total) if total is not None else step, total)
 
-    def flush(self) -> None:
-        """Store what is pending (and a heartbeat); learn the run's state; feed artifacts to the handler."""
-        events, progress = self.pending, self.progress
-        try:
-            self.state, rows = runs.run_events_append(run_id=self.run.pk, events=events, progress=progress)
-        except DatabaseError:
-            self._database_trouble()
-            return
-        self.db_failing_since = None
+    def flush(self) -> bool:
+        """Store what is pending (and a heartbeat); learn the run's state; feed artifacts to the
+        handler. False (everything kept for the next try) while the database is out of reach."""
+        stored = self.db.call(
+            runs.run_events_append,
+            run_id=self.run.pk,
+            events=self.pending,
+            progress=self.progress,
+            attempt=self.attempt,
+        )
+        if stored is DOWN:
+            return False
+        self.state, rows = stored
         self.pending, self.progress = [], None
         if self.handler is not None and self.handler_error is None:
-            for row in rows:
-                if row.type == RunEventType.ARTIFACT:
-                    try:
-                        self.handler.on_artifact(row.payload)
-                    except Exception as exc:
-                        logger.exception("run %s: storing output failed", self.run.pk)
-                        self.handler_error = f"could not store the run's output: {type(exc).__name__}: {exc}"
-                        self.stop("handler")
-                        break
+            self.unhandled.extend(row.payload for row in rows if row.type == RunEventType.ARTIFACT)
+        return self._feed_handler()
+
+    def _feed_handler(self) -> bool:
+        while self.unhandled and self.handler is not None and self.handler_error is None:
+            try:
+                self.handler.on_artifact(self.unhandled[0])
+            except DatabaseError as exc:
+                self.db.failed(exc)  # the artifact is fed again once the database is back
+                return False
+            except Exception as exc:
+                logger.exception("run %s: storing output failed", self.run.pk)
+                self.handler_error = f"could not store the run's output: {type(exc).__name__}: {exc}"
+                self.unhandled.clear()
+                self.stop("handler")
+            else:
+                self.unhandled.popleft()
+        return True
 
     def heartbeat(self) -> None:
-        try:
-            self.state = runs.run_heartbeat(run_id=self.run.pk)
-        except DatabaseError:
-            self._database_trouble()
-        else:
-            self.db_failing_since = None
+        state = self.db.call(runs.run_heartbeat, run_id=self.run.pk, attempt=self.attempt)
+        if state is not DOWN:
+            self.state = state
 
-    def _database_trouble(self) -> None:
-        logger.exception("run %s: database unavailable; keeping %d events to retry", self.run.pk, len(self.pending))
-        close_old_connections()
-        now = time.monotonic()
-        self.db_failing_since = self.db_failing_since or now
-        if now - self.db_failing_since > self.limits.stale_after_s:
-            self.stop("database")
+    def poll(self) -> None:
+        row = self.db.call(lambda: TrainingRun.objects.filter(pk=self.run.pk).values_list("state", "attempt").first())
+        if row is DOWN:
+            return
+        if row is None or row[1] != self.attempt:
+            raise StaleAttempt(self.run.pk, self.attempt, row[1] if row else 0)
+        self.state = row[0]
 
     # -- process --------------------------------------------------------------------------------
 
@@ -257,7 +234,16 @@ class Supervisor:
         self.stopped_because = self.stopped_because or why
         if self.term_sent_at is None and self.process is not None and self.process.poll() is None:
             self.term_sent_at = time.monotonic()
-            _kill_group(self.process.pid, signal.SIGTERM)
+            kill_group(self.process.pid, signal.SIGTERM)
+
+    def _fence(self, stale: StaleAttempt) -> None:
+        """The run belongs to a newer attempt: its process must not write on, so it dies at once."""
+        if self.fenced is None:
+            logger.warning("run %s: %s Stopping this attempt's process; the run is left alone.", self.run.pk, stale)
+            self.fenced = stale
+        if self.process is not None:
+            kill_group(self.process.pid, signal.SIGKILL)
+            self.killed = True
 
     def _write_run_json(self) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -279,7 +265,27 @@ class Supervisor:
         temporary.replace(path)
         return path
 
+    def _take_folder(self) -> None:
+        """Lock the run folder, heartbeating while an earlier attempt's process still holds it."""
+        if self.lock.try_acquire():
+            return
+        holder = self.lock.holder()
+        self._note(f"waiting for an earlier attempt's process ({holder}) to leave the run folder", level="warning")
+        deadline = time.monotonic() + self.limits.folder_wait_s
+        while not self.lock.try_acquire():
+            if time.monotonic() > deadline:
+                raise FolderBusy(
+                    f"the run folder {self.folder} is still locked by an earlier attempt ({holder}) after "
+                    f"{self.limits.folder_wait_s:.0f} s; not starting a second process in it"
+                )
+            if self.pending:
+                self.flush()
+            else:
+                self.heartbeat()
+            time.sleep(min(self.limits.heartbeat_s, 1.0))
+
     def start(self) -> None:
+        self._take_folder()
         config_path = self._write_run_json()
         self.handler = (HANDLERS.get(self.run.kind) or (lambda run, folder: None))(self.run, self.folder)
         threads = self.run.config.get("torch_threads") or self.limits.threads
@@ -291,20 +297,46 @@ class Supervisor:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group: cancel signals the whole group
+            pass_fds=(self.lock.fd,),  # the folder stays locked while any process of the run lives
         )
-        self.pending.append(
-            (
-                RunEventType.LOG,
-                {
-                    "level": "info",
-                    "message": f"started process {self.process.pid} on {socket.gethostname()}"
-                    + (f" (attempt {self.run.attempt}: resuming)" if self.run.attempt > 1 else ""),
-                    "stream": "worker",
-                },
+        resuming = f" (attempt {self.attempt}: resuming)" if self.attempt > 1 else ""
+        self._note(f"started process {self.process.pid} on {socket.gethostname()}{resuming}")
+        try:
+            self.state, _ = self.db.wait(
+                runs.run_events_append,
+                run_id=self.run.pk,
+                events=self.pending,
+                pid=self.process.pid,
+                attempt=self.attempt,
             )
-        )
-        self.state, _ = runs.run_events_append(run_id=self.run.pk, events=self.pending, pid=self.process.pid)
+        except StaleAttempt as stale:
+            self._fence(stale)
+            raise
         self.pending = []
+
+    def _round(self, now: float, clock: dict[str, float]) -> None:
+        """One round of database work: flush, else heartbeat, else poll, whichever is due. While the
+        database fails, one try per retry interval, always one that writes a heartbeat."""
+        if not self.db.due(now):
+            return
+        if self.db.failing:
+            if self.pending or self.unhandled:
+                self.flush()
+            else:
+                self.heartbeat()
+            clock.update(flush=now, beat=now, poll=now)
+            return
+        if self.unhandled or (
+            self.pending and (now - clock["flush"] >= FLUSH_EVERY_S or len(self.pending) >= FLUSH_EVERY_EVENTS)
+        ):
+            self.flush()
+            clock.update(flush=now, beat=now, poll=now)
+        elif now - clock["beat"] >= self.limits.heartbeat_s:
+            self.heartbeat()
+            clock.update(beat=now, poll=now)
+        elif now - clock["poll"] >= self.limits.poll_s:
+            self.poll()
+            clock["poll"] = now
 
     def supervise(self) -> None:
         lines: queue.Queue = queue.Queue()
@@ -315,7 +347,8 @@ class Supervisor:
         for reader in readers:
             reader.start()
         open_streams = len(readers)
-        last_flush = last_beat = last_poll = time.monotonic()
+        start = time.monotonic()
+        clock = {"flush": start, "beat": start, "poll": start}
         exited_at: float | None = None
         while True:
             try:
@@ -324,7 +357,7 @@ class Supervisor:
                     name, raw = item
                     if raw is None:
                         open_streams -= 1
-                    else:
+                    elif self.fenced is None:
                         self._take(name, raw)
                     if len(self.pending) >= FLUSH_EVERY_EVENTS:
                         break
@@ -332,51 +365,98 @@ class Supervisor:
             except queue.Empty:
                 pass
             now = time.monotonic()
-            if self.pending and (now - last_flush >= FLUSH_EVERY_S or len(self.pending) >= FLUSH_EVERY_EVENTS):
-                self.flush()
-                last_flush = last_beat = last_poll = now
-            elif now - last_beat >= self.limits.heartbeat_s:
-                self.heartbeat()
-                last_beat = last_poll = now
-            elif now - last_poll >= self.limits.poll_s:
-                self.state = TrainingRun.objects.filter(pk=self.run.pk).values_list("state", flat=True).first()
-                last_poll = now
-
-            if self.state == RunState.CANCELLING:
-                self.stop("cancel")
-            elif self.state in TERMINAL_STATES:
-                self.stop("ended elsewhere")
+            if self.fenced is None:
+                try:
+                    self._round(now, clock)
+                except StaleAttempt as stale:
+                    self._fence(stale)
+            if self.fenced is None:
+                if self.state == RunState.CANCELLING:
+                    self.stop("cancel")
+                elif self.state in TERMINAL_STATES:
+                    self.stop("ended elsewhere")
+                if self.db.exhausted(now):
+                    self.stop("database")
             alive = self.process.poll() is None
             if self.term_sent_at is not None and alive and now - self.term_sent_at > self.limits.kill_grace_s:
-                _kill_group(self.process.pid, signal.SIGKILL)
+                kill_group(self.process.pid, signal.SIGKILL)
                 self.killed = True
             if not alive:
                 exited_at = exited_at or now
                 if open_streams == 0:
                     break
                 if now - exited_at > 5:  # a leftover child holds the pipes open
-                    _kill_group(self.process.pid, signal.SIGKILL)
-        _kill_group(self.process.pid, signal.SIGKILL)  # nothing of the run outlives it
+                    kill_group(self.process.pid, signal.SIGKILL)
+        kill_group(self.process.pid, signal.SIGKILL)  # nothing of the run outlives it
         for reader in readers:
             reader.join(timeout=5)
 
     # -- the end --------------------------------------------------------------------------------
 
+    def _settle(self) -> None:
+        """Store every pending event and feed every artifact, waiting out a database outage."""
+        while not self.flush() or self.pending or self.unhandled:
+            if self.db.exhausted():
+                raise DatabaseOutage(f"the database was out of reach for more than {self.limits.db_outage_s:.0f} s")
+            time.sleep(self.limits.retry_s)
+
+    @contextlib.contextmanager
+    def _beating(self):
+        """Heartbeats from a thread (its own connection) while the handler stores outputs, which may
+        take longer than the sweep's stale_after (moving or uploading a large model)."""
+        done = threading.Event()
+
+        def beat():
+            while not done.wait(self.limits.heartbeat_s):
+                with contextlib.suppress(Exception):  # the main thread learns of a stale attempt itself
+                    runs.run_heartbeat(run_id=self.run.pk, attempt=self.attempt)
+            connection.close()
+
+        beater = threading.Thread(target=beat, daemon=True, name=f"run-{self.run.pk}-heartbeat")
+        beater.start()
+        try:
+            yield
+        finally:
+            done.set()
+            beater.join()
+
+    def _handler_finish(self, *, succeeded: bool) -> dict:
+        while True:
+            try:
+                with self._beating():
+                    return self.handler.finish(result=self.result, succeeded=succeeded)
+            except DatabaseError as exc:
+                self.db.failed(exc)
+                if self.db.exhausted():
+                    raise DatabaseOutage(
+                        f"the database was out of reach for more than {self.limits.db_outage_s:.0f} s"
+                    ) from exc
+                time.sleep(self.limits.retry_s)
+            except Exception as exc:
+                logger.exception("run %s: storing output failed", self.run.pk)
+                self.handler_error = f"could not store the run's output: {type(exc).__name__}: {exc}"
+                return {}
+
+    def _transition(self, **kwargs) -> TrainingRun | None:
+        return self.db.wait(
+            runs.run_transition, run_id=self.run.pk, only_from=LIVE_STATES, attempt=self.attempt, **kwargs
+        )
+
     def finish(self) -> TrainingRun | None:
+        """End the run by how its process ended (None, touching nothing, when another attempt owns it)."""
+        if self.fenced is not None:
+            return None
         code = self.process.returncode
         if self.dropped:
-            self.pending.append(
-                (
-                    RunEventType.LOG,
-                    {
-                        "level": "warning",
-                        "message": f"{self.dropped} more log lines were not stored "
-                        f"(limit RANKFORGE_RUN_MAX_LOG_LINES={self.limits.max_log_lines})",
-                        "stream": "worker",
-                    },
-                )
+            limit = f"limit RANKFORGE_RUN_MAX_LOG_LINES={self.limits.max_log_lines}"
+            self._note(f"{self.dropped} more log lines were not stored ({limit})", level="warning")
+        if self.db.outages:
+            self._note(
+                f"the database was out of reach {self.db.outages} time(s) during the run; "
+                "its events were kept and stored late",
+                level="warning",
             )
-        self.flush()
+        self._settle()
         outputs: dict[str, Any] = {
             "folder": f"{runs.RUNS_DIR}/{self.run.pk}",
             "exit_code": code,
@@ -385,65 +465,78 @@ class Supervisor:
         if self.result:
             outputs["result"] = self.result
         if self.handler is not None and self.handler_error is None:
-            try:
-                succeeded = code == 0 and self.stopped_because is None
-                outputs.update(self.handler.finish(result=self.result, succeeded=succeeded))
-            except Exception as exc:
-                logger.exception("run %s: storing output failed", self.run.pk)
-                self.handler_error = f"could not store the run's output: {type(exc).__name__}: {exc}"
-        self.flush()
+            outputs.update(self._handler_finish(succeeded=code == 0 and self.stopped_because is None))
+        self._settle()
 
-        live = LIVE_STATES
         if self.stopped_because == "ended elsewhere":
             logger.warning("run %s ended elsewhere (%s); its process was stopped", self.run.pk, self.state)
-            return TrainingRun.objects.get(pk=self.run.pk)
+            return self.db.wait(TrainingRun.objects.get, pk=self.run.pk)
         if self.handler_error:
-            return runs.run_transition(
-                run_id=self.run.pk, to=RunState.FAILED, only_from=live, error=self.handler_error, outputs=outputs
-            )
+            return self._transition(to=RunState.FAILED, error=self.handler_error, outputs=outputs)
         if self.stopped_because == "database":
-            error = "the worker lost the database for too long and stopped the run"
-            return runs.run_transition(
-                run_id=self.run.pk, to=RunState.FAILED, only_from=live, error=error, outputs=outputs
+            error = (
+                f"the worker lost the database for more than {self.limits.db_outage_s:.0f} s "
+                "(RANKFORGE_RUN_DB_OUTAGE_S) and stopped the run"
             )
+            return self._transition(to=RunState.FAILED, error=error, outputs=outputs)
         if self.stopped_because == "cancel" and self.term_sent_at is not None:
             # (A process that had already exited when the cancel came ends by its exit status.)
-            how = "killed after the grace period" if self.killed else _describe_exit(code)
-            return runs.run_transition(
-                run_id=self.run.pk, to=RunState.CANCELLED, only_from={RunState.CANCELLING}, outputs=outputs, note=how
+            how = "killed after the grace period" if self.killed else describe_exit(code)
+            return self.db.wait(
+                runs.run_transition,
+                run_id=self.run.pk,
+                to=RunState.CANCELLED,
+                only_from={RunState.CANCELLING},
+                outputs=outputs,
+                note=how,
+                attempt=self.attempt,
             )
         if code == 0:
-            return runs.run_transition(run_id=self.run.pk, to=RunState.SUCCEEDED, only_from=live, outputs=outputs)
+            return self._transition(to=RunState.SUCCEEDED, outputs=outputs)
         reason = self.last_error or "\n".join(self.stderr_tail).strip() or "no error message"
-        return runs.run_transition(
-            run_id=self.run.pk,
-            to=RunState.FAILED,
-            only_from=live,
-            error=f"{reason}\n({_describe_exit(code)})",
-            outputs=outputs,
-        )
+        return self._transition(to=RunState.FAILED, error=f"{reason}\n({describe_exit(code)})", outputs=outputs)
 
     def kill(self) -> None:
         if self.process is not None:
-            _kill_group(self.process.pid, signal.SIGKILL)
+            kill_group(self.process.pid, signal.SIGKILL)
 
 
 def execute(*, run_id: int, limits: Limits | None = None) -> TrainingRun | None:
-    """Run one queued run to its end; None (and nothing done) when it is not queued any more."""
-    run = runs.run_transition(
-        run_id=run_id, to=RunState.RUNNING, only_from={RunState.QUEUED}, worker_host=socket.gethostname()
+    """Run one queued run to its end; None (and nothing done) when it is not queued any more, or when
+    the sweep handed it to a newer attempt while this one ran."""
+    limits = limits or Limits.from_settings()
+    guard = DatabaseGuard(run_id=run_id, outage_s=limits.db_outage_s, retry_s=limits.retry_s)
+    run = guard.wait(
+        runs.run_transition,
+        run_id=run_id,
+        to=RunState.RUNNING,
+        only_from={RunState.QUEUED},
+        worker_host=socket.gethostname(),
     )
     if run is None:
-        state = TrainingRun.objects.filter(pk=run_id).values_list("state", flat=True).first()
+        state = guard.wait(lambda: TrainingRun.objects.filter(pk=run_id).values_list("state", flat=True).first())
         logger.info("run %s is %s, not queued; not starting it", run_id, state or "gone")
         return None
-    supervisor = Supervisor(run, limits or Limits.from_settings())
+    supervisor = Supervisor(run, limits)
     try:
         supervisor.start()
         supervisor.supervise()
         return supervisor.finish()
+    except StaleAttempt as stale:
+        supervisor._fence(stale)
+        if supervisor.process is not None:
+            supervisor.process.wait()
+        return None
     except BaseException as exc:
         supervisor.kill()
         logger.exception("run %s: the supervisor failed", run_id)
-        runs.run_fail_if_live(run_id=run_id, error=f"the worker failed while running it: {type(exc).__name__}: {exc}")
+        exc.run_attempt = supervisor.attempt  # fences the task's on_failure too
+        with contextlib.suppress(StaleAttempt, DatabaseError):
+            runs.run_fail_if_live(
+                run_id=run_id,
+                error=f"the worker failed while running it: {type(exc).__name__}: {exc}",
+                attempt=supervisor.attempt,
+            )
         raise
+    finally:
+        supervisor.lock.release()

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from labeling.models import Comparison
-from training import runner, tasks
+from training import runner
 from training.models import RunState, TrainingRun
 from training.services import runs
 
@@ -25,8 +25,8 @@ CONFIG = {"model_path": "/models/tiny", "prompts_file": "/data/prompts.jsonl"}
 
 
 @pytest.fixture(autouse=True)
-def enqueued(monkeypatch):
-    monkeypatch.setattr(tasks, "enqueue_run", lambda run_id, *, queue: None)
+def _no_broker(enqueued):
+    """Runs created here are executed in-process by the tests, never sent."""
 
 
 @pytest.fixture
@@ -210,9 +210,9 @@ def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(queued_run,
 def test_a_run_failed_by_the_sweep_meanwhile_is_stopped(queued_run, script, monkeypatch):
     beat = runs.run_heartbeat
 
-    def heartbeat_after_sweep(*, run_id):
+    def heartbeat_after_sweep(*, run_id, **kwargs):
         runs.run_transition(run_id=run_id, to=RunState.FAILED, only_from={RunState.RUNNING}, error="worker lost: ...")
-        return beat(run_id=run_id)
+        return beat(run_id=run_id, **kwargs)
 
     monkeypatch.setattr(runs, "run_heartbeat", heartbeat_after_sweep)
     script("time.sleep(60)")
@@ -221,8 +221,8 @@ def test_a_run_failed_by_the_sweep_meanwhile_is_stopped(queued_run, script, monk
     assert not process_alive(run.pid)
 
 
-def test_a_project_generation_run_creates_comparisons_as_batches_arrive(api, admin_user, project, dataset, script):
-    response = api(admin_user).post(
+def test_a_project_generation_run_creates_comparisons_as_batches_arrive(api, platform_admin, project, dataset, script):
+    response = api(platform_admin).post(
         f"/api/projects/{project.pk}/generate/", {"dataset": dataset.pk, "model_path": "/m"}, format="json"
     )
     run = TrainingRun.objects.get(pk=response.json()["id"])
@@ -245,8 +245,10 @@ def test_a_project_generation_run_creates_comparisons_as_batches_arrive(api, adm
     assert comparison.completions.first().text == "answer to Question: What does the while statement do?\nAnswer:"
 
 
-def test_output_that_cannot_be_stored_fails_the_run_and_stops_the_process(api, admin_user, project, dataset, script):
-    response = api(admin_user).post(
+def test_output_that_cannot_be_stored_fails_the_run_and_stops_the_process(
+    api, platform_admin, project, dataset, script
+):
+    response = api(platform_admin).post(
         f"/api/projects/{project.pk}/generate/", {"dataset": dataset.pk, "model_path": "/m"}, format="json"
     )
     run = TrainingRun.objects.get(pk=response.json()["id"])
@@ -267,8 +269,8 @@ def test_output_that_cannot_be_stored_fails_the_run_and_stops_the_process(api, a
 
 
 @pytest.mark.slow
-def test_a_real_generation_run_on_the_tiny_model(api, admin_user, project, dataset, tiny_model_dir):
-    response = api(admin_user).post(
+def test_a_real_generation_run_on_the_tiny_model(api, platform_admin, project, dataset, tiny_model_dir):
+    response = api(platform_admin).post(
         f"/api/projects/{project.pk}/generate/",
         {
             "dataset": dataset.pk,

@@ -18,13 +18,6 @@ CONFIG = {"model_path": "/models/tiny", "prompts_file": "/data/prompts.jsonl"}
 
 
 @pytest.fixture
-def enqueued(monkeypatch):
-    calls = []
-    monkeypatch.setattr(tasks, "enqueue_run", lambda run_id, *, queue: calls.append((run_id, queue)))
-    return calls
-
-
-@pytest.fixture
 def make_run(admin_user, enqueued, django_capture_on_commit_callbacks):
     def make(state=S.QUEUED, **fields) -> TrainingRun:
         with django_capture_on_commit_callbacks(execute=True):
@@ -256,6 +249,8 @@ def test_the_sweep_task_uses_the_settings_and_beat_schedules_it(settings, monkey
     settings.RANKFORGE_RUN_REQUEUE_AFTER_S = 9
     settings.RANKFORGE_RUN_MAX_RESUMES = 2
     assert tasks.sweep_runs() == {"failed": 0, "requeued": 0}
+    # Staleness counts from the database server's start at the earliest (None on SQLite).
+    assert seen.pop("not_before") == runs.database_up_since()
     assert seen == {"stale_after": timedelta(seconds=7), "requeue_after": timedelta(seconds=9), "max_resumes": 2}
     entry = settings.CELERY_BEAT_SCHEDULE["sweep-runs"]
     assert entry["task"] == tasks.sweep_runs.name and entry["options"]["queue"] == "default"

@@ -73,10 +73,41 @@ def _claim_stdout() -> EventWriter:
     return EventWriter(stream)
 
 
+def _parent_of(pid: int) -> int | None:
+    """``pid``'s parent from /proc (Linux), None when the process is gone or /proc is not there."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])  # after "pid (comm)": state, ppid, ...
+
+
+def _lineage(expected: int, *, max_depth: int = 8) -> list[tuple[int, int]] | None:
+    """The (child, parent) links from this process up to ``expected``, or None when ``expected`` is
+    not an ancestor. Under ``accelerate launch`` the worker is the launcher's parent, not ours."""
+    links, pid = [], os.getpid()
+    for _ in range(max_depth):
+        parent = os.getppid() if pid == os.getpid() else _parent_of(pid)
+        if parent is None or parent <= 1:
+            return None
+        links.append((pid, parent))
+        if parent == expected:
+            return links
+        pid = parent
+    return None
+
+
 def _watch_parent(expected: int, interval: float = 1.0) -> None:
+    """Exit when the supervising process ``expected`` dies: a dead process's children are adopted by
+    another, so a link of the chain from us up to it changes (a zombie worker cannot fool it)."""
+    links = _lineage(expected) or [(os.getpid(), expected)]  # not an ancestor: gone already
+
+    def intact() -> bool:
+        return all((os.getppid() if child == os.getpid() else _parent_of(child)) == parent for child, parent in links)
+
     def watch():
         while True:
-            if os.getppid() != expected:
+            if not intact():
                 try:  # the pipe to the dead worker may be gone too: a write error must not stop the exit
                     sys.stderr.write(f"supervising process {expected} is gone; stopping\n")
                     sys.stderr.flush()

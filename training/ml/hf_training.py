@@ -98,14 +98,26 @@ def trainer_args(config: TrainConfig, out_dir: Path, *, device: str, dtype: str,
     return args
 
 
-def resume_checkpoint(out_dir: Path) -> str | None:
-    """The newest checkpoint an earlier attempt of this run left (resume from it), or None."""
-    from transformers.trainer_utils import get_last_checkpoint
+def resume_checkpoint(out_dir: Path, *, state_file: str = "trainer_state.json") -> str | None:
+    """The newest complete checkpoint an earlier attempt of this run left (resume from it), or None.
 
+    An attempt killed while saving leaves a checkpoint folder without its ``state_file`` (the
+    Trainer writes ``trainer_state.json`` last): that one is skipped for the one before.
+    """
     folder = Path(out_dir) / CHECKPOINTS
     if not folder.is_dir():
         return None
-    return get_last_checkpoint(str(folder))
+    steps = {}
+    for path in folder.glob("checkpoint-*"):
+        if path.is_dir() and path.name.removeprefix("checkpoint-").isdigit():
+            steps[int(path.name.removeprefix("checkpoint-"))] = path
+    for step in sorted(steps, reverse=True):
+        try:
+            json.loads((steps[step] / state_file).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        return str(steps[step])
+    return None
 
 
 def _events_callback_class():

@@ -12,18 +12,23 @@ States (DESIGN.md, Jobs and workers)::
 ``state`` event in the same transaction. ``only_from`` makes a transition a no-op instead of an
 error when the run is elsewhere: the worker's first step is ``queued -> running only_from queued``,
 so a redelivered message can never start a run twice.
+
+Attempts are fenced: the sweep requeues a run whose worker went quiet with ``attempt + 1``, and
+every write a supervisor makes (events, heartbeat, its transitions) names the attempt it runs; a
+write from an older attempt raises ``StaleAttempt`` and changes nothing, so a supervisor that was
+only paused or cut off learns that the run is no longer its own and stops.
 """
 
 import logging
 import math
 import shutil
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from config.exceptions import Conflict, ServiceError
@@ -51,6 +56,19 @@ MAX_ERROR_CHARS = 10_000
 
 class IllegalTransition(Conflict):
     pass
+
+
+class StaleAttempt(Conflict):
+    """A supervisor wrote for an attempt the sweep has since replaced; nothing was written."""
+
+    def __init__(self, run_id: int, attempt: int, current: int):
+        super().__init__(f"Run {run_id} is on attempt {current}; attempt {attempt} may not write to it any more.")
+        self.run_id, self.attempt, self.current = run_id, attempt, current
+
+
+def _fence(run: TrainingRun, attempt: int | None) -> None:
+    if attempt is not None and run.attempt != attempt:
+        raise StaleAttempt(run.pk, attempt, run.attempt)
 
 
 def run_folder(run_id: int) -> Path:
@@ -86,14 +104,17 @@ def run_transition(
     worker_host: str | None = None,
     pid: int | None = None,
     note: str | None = None,
+    attempt: int | None = None,
 ) -> TrainingRun | None:
     """Move a run to ``to`` and record it as a ``state`` event; the only writer of ``state``.
 
     Returns None, changing nothing, when the run's state is not in ``only_from`` or ``only_if(run)``
     is false; otherwise a transition the table refuses raises IllegalTransition (409).
-    ``outputs`` are merged into the run's outputs.
+    ``outputs`` are merged into the run's outputs. A supervisor passes its ``attempt``: a stale one
+    raises StaleAttempt.
     """
     run = _locked(run_id)
+    _fence(run, attempt)
     if only_from is not None and run.state not in set(only_from):
         return None
     if only_if is not None and not only_if(run):
@@ -227,12 +248,15 @@ def run_events_append(
     progress: tuple[int, int | None] | None = None,
     heartbeat: bool = True,
     pid: int | None = None,
+    attempt: int | None = None,
 ) -> tuple[str, list[RunEvent]]:
     """Store a batch of the run's events in order (and progress, heartbeat, pid while it is live).
 
     Returns the run's state, so the worker learns of a cancel in the same round trip, and the rows.
+    A supervisor passes its ``attempt``: a stale one raises StaleAttempt and stores nothing.
     """
     run = _locked(run_id)
+    _fence(run, attempt)
     rows = _append(run, [(t, _finite(p)) for t, p in events])
     fields = ["last_seq"]
     if run.state in LIVE_STATES:
@@ -249,17 +273,35 @@ def run_events_append(
     return run.state, rows
 
 
-def run_heartbeat(*, run_id: int) -> str:
-    """Note that the worker is alive; returns the run's state (a cancel shows up here)."""
-    state = TrainingRun.objects.filter(pk=run_id).values_list("state", flat=True).first()
-    if state in LIVE_STATES:
-        TrainingRun.objects.filter(pk=run_id, state__in=LIVE_STATES).update(heartbeat_at=timezone.now())
-    return state
+def run_heartbeat(*, run_id: int, attempt: int | None = None) -> str | None:
+    """Note that the worker is alive; returns the run's state (a cancel shows up here), None when the
+    run is gone. A supervisor passes its ``attempt``: a stale one raises StaleAttempt."""
+    live = TrainingRun.objects.filter(pk=run_id, state__in=LIVE_STATES)
+    if attempt is not None:
+        live = live.filter(attempt=attempt)
+    live.update(heartbeat_at=timezone.now())
+    row = TrainingRun.objects.filter(pk=run_id).values_list("state", "attempt").first()
+    if row is None:
+        return None
+    if attempt is not None and row[1] != attempt:
+        raise StaleAttempt(run_id, attempt, row[1])
+    return row[0]
 
 
-def run_fail_if_live(*, run_id: int, error: str) -> TrainingRun | None:
-    """A crash around the runner: fail the run unless it already finished."""
-    return run_transition(run_id=run_id, to=S.FAILED, only_from=LIVE_STATES | {S.QUEUED}, error=error)
+def run_fail_if_live(*, run_id: int, error: str, attempt: int | None = None) -> TrainingRun | None:
+    """A crash around the runner: fail the run unless it already finished (or, given the
+    supervisor's ``attempt``, unless another attempt holds it: StaleAttempt)."""
+    return run_transition(run_id=run_id, to=S.FAILED, only_from=LIVE_STATES | {S.QUEUED}, error=error, attempt=attempt)
+
+
+def database_up_since() -> datetime | None:
+    """When the database server last started (PostgreSQL), else None: nobody could write a heartbeat
+    before, so the sweep counts staleness from this moment at the earliest."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_postmaster_start_time()")
+        return cursor.fetchone()[0]
 
 
 def _requeue_due(run: TrainingRun, now, requeue_after: timedelta) -> bool:
@@ -291,45 +333,56 @@ def _resume(run_id: int, *, attempt: int, stale_after: timedelta, reason: str) -
     return run
 
 
-def runs_sweep(*, stale_after: timedelta, requeue_after: timedelta, max_resumes: int = 0) -> dict:
+def runs_sweep(
+    *, stale_after: timedelta, requeue_after: timedelta, max_resumes: int = 0, not_before: datetime | None = None
+) -> dict:
     """Recover from lost work (Celery beat runs this).
 
     - A running (or cancelling) run whose heartbeat is older than ``stale_after`` lost its worker.
       A running one that has been resumed fewer than ``max_resumes`` times is queued again to resume
       (from its last checkpoint); otherwise it becomes failed (cancelled if it was being cancelled),
-      saying since when.
+      saying since when. ``not_before`` (the end of a database outage everyone shared: nobody could
+      write a heartbeat) counts as a heartbeat of every run, so none is stale until ``stale_after``
+      after it.
     - A run left queued longer than ``requeue_after`` may have lost its message (the SQLAlchemy
       broker does not redeliver after a worker dies): it is enqueued again. A duplicate message is
       harmless: the task's first step does nothing unless the run is still queued.
     """
     now = timezone.now()
     failed = resumed = 0
-    stale_ids = list(
-        TrainingRun.objects.filter(state__in=LIVE_STATES, heartbeat_at__lt=now - stale_after)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    for run_id in stale_ids:
-        run = TrainingRun.objects.get(pk=run_id)
-        since = run.heartbeat_at
-        where = f" on {run.worker_host}" if run.worker_host else ""
-        process = f" (process {run.pid})" if run.pid else ""
-        if run.state == S.RUNNING and run.attempt <= max_resumes:
-            reason = f"worker lost{where}{process}: heartbeat stale since {since.isoformat()}"
-            if _resume(run_id, attempt=run.attempt, stale_after=stale_after, reason=reason) is not None:
-                resumed += 1
-                continue
-        done = run_transition(
-            run_id=run_id,
-            to=S.CANCELLED if run.state == S.CANCELLING else S.FAILED,
-            only_from={run.state},
-            only_if=lambda r: r.heartbeat_at is not None and r.heartbeat_at < timezone.now() - stale_after,
-            error=(
-                f"worker lost: heartbeat stale since {since.isoformat()}; the worker{where}{process} stopped "
-                f"reporting for more than {int(stale_after.total_seconds())} s. Start a new run."
-            ),
+    stale_ids = []
+    if not_before is None or not_before < now - stale_after:
+        stale_ids = list(
+            TrainingRun.objects.filter(state__in=LIVE_STATES, heartbeat_at__lt=now - stale_after)
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
-        failed += done is not None
+    for run_id in stale_ids:
+        with transaction.atomic():
+            # A row someone holds locked is being written right now: not stale; and a frozen holder
+            # must not stall the sweep (PostgreSQL ends its session: DB_IDLE_IN_TRANSACTION_TIMEOUT_S).
+            run = TrainingRun.objects.select_for_update(skip_locked=True).filter(pk=run_id).first()
+            if run is None:
+                continue
+            since = run.heartbeat_at
+            where = f" on {run.worker_host}" if run.worker_host else ""
+            process = f" (process {run.pid})" if run.pid else ""
+            if run.state == S.RUNNING and run.attempt <= max_resumes:
+                reason = f"worker lost{where}{process}: heartbeat stale since {since.isoformat()}"
+                if _resume(run_id, attempt=run.attempt, stale_after=stale_after, reason=reason) is not None:
+                    resumed += 1
+                    continue
+            done = run_transition(
+                run_id=run_id,
+                to=S.CANCELLED if run.state == S.CANCELLING else S.FAILED,
+                only_from={run.state},
+                only_if=lambda r: r.heartbeat_at is not None and r.heartbeat_at < timezone.now() - stale_after,
+                error=(
+                    f"worker lost: heartbeat stale since {since.isoformat()}; the worker{where}{process} stopped "
+                    f"reporting for more than {int(stale_after.total_seconds())} s. Start a new run."
+                ),
+            )
+            failed += done is not None
 
     requeued = 0
     candidates = TrainingRun.objects.filter(state=S.QUEUED, enqueued_at__lte=now - requeue_after).order_by("pk")

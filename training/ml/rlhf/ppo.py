@@ -241,7 +241,7 @@ def train(config, out_dir: Path, events, *, device: str, dtype: str) -> dict:
     if total < 0:
         total = max(1, math.ceil(config.num_train_epochs * len(prompts) / config.rollout_batch_size))
     trainer = PPOTrainer(config, model, tokenizer, reward, ref_model=ref_model, total_steps=total)
-    if checkpoint := resume_checkpoint(out_dir):
+    if checkpoint := resume_checkpoint(out_dir, state_file=STATE_FILE):
         trainer.load(Path(checkpoint))
         events.log(f"resumed from {Path(checkpoint).name} (step {trainer.step} of {total})")
     events.log(f"ppo: {len(prompts)} prompts, {total} steps of {config.rollout_batch_size} x {config.generations}")
