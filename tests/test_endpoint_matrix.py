@@ -1,0 +1,356 @@
+"""Every route of the URL conf x every role, asserting the status each role gets.
+
+The routes come from the URL conf itself, so a new route (or a new method on a view) without an
+entry in ``EXPECTED`` fails ``test_every_route_has_an_entry``; an entry whose route is gone fails too.
+Each request runs inside a savepoint that is rolled back, so a DELETE or a cancel by one role does
+not change what the next role sees.
+
+Expected values: an int is the exact status; ``OK`` means the role gets past authentication and
+permissions (any status but 401, 403, 404 and 5xx: an empty body may well be a 400). Print the table
+the code gives today with ``MATRIX_PRINT=1 pytest tests/test_endpoint_matrix.py -s``.
+"""
+
+import os
+
+import pytest
+from django.conf import settings
+from django.db import transaction
+from django.urls import URLPattern, URLResolver, get_resolver
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from labeling.models import Assignment, Membership, Role
+from labeling.services.constitutions import constitution_ensure_default
+from labeling.services.projects import criterion_create, project_create
+from labeling.services.snapshots import snapshot_create
+from models_registry.models import ModelAlias, ModelVersion, RegisteredModel
+from tests.labeling.factories import add_comparisons
+from tests.training.conftest import rows_jsonl
+from training.models import TrainingRun
+
+OK = "ok"
+ROLES = ("anonymous", "outsider", "staff", "labeler", "reviewer", "project_admin", "platform_admin")
+METHODS = ("get", "post", "put", "patch", "delete")
+SKIPPED_PREFIXES = ("admin/",)  # Django's own admin site: its permissions are Django's
+
+
+def _walk(patterns, prefix=""):
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            yield from _walk(entry.url_patterns, prefix + str(entry.pattern))
+        elif isinstance(entry, URLPattern):
+            yield prefix + str(entry.pattern), entry.callback
+
+
+def routes() -> dict[str, object]:
+    """``"METHOD route"`` -> view callback, for every route and method the URL conf serves."""
+    found = {}
+    for route, callback in _walk(get_resolver().url_patterns):
+        if route.startswith(SKIPPED_PREFIXES) or route.startswith("^(?!"):
+            continue
+        view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
+        methods = [m for m in METHODS if view_class is not None and hasattr(view_class, m)] or ["get"]
+        for method in methods:
+            found[f"{method.upper()} {route}"] = callback
+    return found
+
+
+def rule(default, **per_role) -> dict[str, object]:
+    return {role: per_role.get(role, default) for role in ROLES}
+
+
+# Shorthands for the common shapes of project routes (outsiders and non-member staff get 404:
+# a project's existence is not disclosed to them).
+HIDDEN = {"anonymous": 401, "outsider": 404, "staff": 404}
+
+
+def members(ok=OK):
+    """Any member of the project (and platform admins)."""
+    return rule(ok, **HIDDEN)
+
+
+def reviewers(ok=OK):
+    return rule(ok, **HIDDEN, labeler=403)
+
+
+def admins(ok=OK):
+    return rule(ok, **HIDDEN, labeler=403, reviewer=403)
+
+
+def run_readers(ok=OK):
+    """Runs and the models they made: reviewers and admins of the project (labelers are not told
+    they exist)."""
+    return rule(ok, **HIDDEN, labeler=404)
+
+
+def model_admins(ok=OK):
+    """Writes to a project's model: its admins (labelers cannot even read it)."""
+    return rule(ok, **HIDDEN, labeler=404, reviewer=403)
+
+
+def platform_admins_only_see_it(ok=OK):
+    return rule(ok, **HIDDEN, labeler=404, reviewer=403, project_admin=403)
+
+
+def signed_in(ok=OK):
+    return rule(ok, anonymous=401)
+
+
+def platform_admins(ok=OK):
+    return rule(403, anonymous=401, platform_admin=ok)
+
+
+def staff_and_admins(ok=OK):
+    return rule(403, anonymous=401, staff=ok, platform_admin=ok)
+
+
+def everyone(ok=200):
+    return rule(ok)
+
+
+P = "api/projects/<int:project_id>/"
+M = "api/models/<int:model_id>/"
+V = M + "versions/<int:version>/"
+EXPECTED: dict[str, dict[str, object]] = {
+    # auth and accounts
+    "POST api/auth/token/": everyone(400),
+    "GET api/auth/csrf/": everyone(),
+    "POST api/auth/session/": everyone(400),
+    "DELETE api/auth/session/": everyone(OK),
+    "DELETE api/auth/token/": signed_in(204),
+    "POST api/auth/password/": signed_in(400),
+    "DELETE api/users/<int:user_id>/token/": platform_admins(204),
+    "GET api/schema/": everyone(),
+    "GET api/docs/": everyone(),
+    "GET api/users/": platform_admins(200),
+    "POST api/users/": platform_admins(),
+    "GET api/me/": signed_in(200),
+    # projects and their parts
+    "GET api/projects/": signed_in(200),
+    "POST api/projects/": staff_and_admins(),
+    f"GET {P}": members(200),
+    f"PATCH {P}": admins(200),
+    f"GET {P}members/": reviewers(200),
+    f"POST {P}members/": admins(201),
+    f"DELETE {P}members/<int:membership_id>/": admins(),
+    f"GET {P}criteria/": members(200),
+    f"POST {P}criteria/": admins(201),
+    f"PATCH {P}criteria/<int:criterion_id>/": admins(200),
+    f"DELETE {P}criteria/<int:criterion_id>/": admins(),
+    f"GET {P}comparisons/": reviewers(200),
+    f"POST {P}comparisons/": admins(),
+    f"POST {P}preferences/": admins(),
+    f"GET {P}rankings/": members(200),  # a labeler sees their own
+    f"GET {P}next/": rule(OK, **HIDDEN, platform_admin=404),  # labeling takes a membership
+    f"GET {P}stats/": members(200),
+    f"GET {P}stats/timeline/": reviewers(200),
+    f"GET {P}stats/ai-audit/": reviewers(200),
+    f"GET {P}stats/ai-audit/disagreements/": reviewers(200),
+    f"GET {P}constitutions/": members(200),
+    f"POST {P}constitutions/": admins(),
+    f"GET {P}constitutions/default/": members(200),
+    f"GET {P}constitutions/<int:version>/": members(200),
+    f"GET {P}datasets/": reviewers(200),
+    f"POST {P}datasets/": admins(),
+    f"GET {P}datasets/<int:dataset_id>/": reviewers(200),
+    f"GET {P}datasets/<int:dataset_id>/rows/": reviewers(200),
+    f"GET {P}templates/": members(200),
+    f"POST {P}templates/": admins(),
+    f"GET {P}templates/<int:template_id>/": members(200),
+    f"PATCH {P}templates/<int:template_id>/": admins(),
+    f"DELETE {P}templates/<int:template_id>/": admins(),
+    f"POST {P}templates/<int:template_id>/preview/": reviewers(),
+    f"GET {P}snapshots/": reviewers(200),
+    f"POST {P}snapshots/": reviewers(),
+    f"GET {P}snapshots/<int:snapshot_id>/": reviewers(200),
+    f"GET {P}snapshots/<int:snapshot_id>/download/": reviewers(),
+    f"POST {P}generate/": admins(),
+    # a labeler's own lease: everyone else is told it does not exist
+    "POST api/assignments/<int:assignment_id>/ranking/": rule(403, anonymous=401, labeler=OK),
+    "POST api/assignments/<int:assignment_id>/skip/": rule(403, anonymous=401, labeler=OK),
+    # runs (the fixture's run belongs to the project)
+    "GET api/runs/": signed_in(200),
+    "POST api/runs/": signed_in(),
+    "GET api/runs/kinds/": signed_in(200),
+    "GET api/runs/<int:run_id>/": run_readers(200),
+    "GET api/runs/<int:run_id>/events/": run_readers(200),
+    "GET api/runs/<int:run_id>/logs/": run_readers(200),
+    "GET api/runs/<int:run_id>/metrics/": run_readers(200),
+    "GET api/runs/<int:run_id>/revisions/": run_readers(200),
+    "POST api/runs/<int:run_id>/cancel/": run_readers(),
+    # the registry (the fixture's model was made by the project's run)
+    "GET api/models/": signed_in(200),
+    "POST api/models/": staff_and_admins(),
+    "POST api/models/import/": staff_and_admins(),
+    f"GET {M}": run_readers(200),
+    f"GET {M}versions/": run_readers(200),
+    f"GET {V}": run_readers(200),
+    f"PATCH {M}": platform_admins_only_see_it(),  # sharing a model across projects
+    f"PATCH {V}": model_admins(200),
+    f"GET {V}download/": run_readers(200),
+    f"GET {M}aliases/": run_readers(200),
+    f"GET {M}alias-history/": run_readers(200),
+    f"GET {M}aliases/<slug:alias>/": run_readers(200),
+    f"PUT {M}aliases/<slug:alias>/": model_admins(200),
+    f"DELETE {M}aliases/<slug:alias>/": model_admins(),
+}
+
+
+# Valid bodies for writes whose empty body would be refused (400) before the permission check
+# could show: with these, an allowed role gets the exact success status.
+BODIES = {
+    f"POST {P}members/": {"username": "newcomer", "role": "labeler"},
+    f"POST {P}criteria/": {"name": "honest"},
+    f"PATCH {P}": {"instructions": "Rank by helpfulness."},
+    f"PATCH {P}criteria/<int:criterion_id>/": {"instructions": "Be kind."},
+    f"PUT {M}aliases/<slug:alias>/": {"version": 1},
+    f"PATCH {V}": {"tags": ["reviewed"]},
+}
+
+
+@pytest.fixture
+def world(make_user, django_user_model, tmp_path):
+    """One project with a member of each role and one of everything a route can name."""
+    users = {
+        "outsider": make_user("outsider"),
+        "staff": make_user("staffer", is_staff=True),
+        "labeler": make_user("lab"),
+        "reviewer": make_user("rev"),
+        "project_admin": make_user("padmin"),
+        "platform_admin": django_user_model.objects.create_superuser(username="root", password="pw-root"),
+    }
+    make_user("newcomer")
+    project = project_create(created_by=users["project_admin"], name="Matrix", completions_per_prompt=2, overlap=2)
+    other = project_create(created_by=users["outsider"], name="Elsewhere", completions_per_prompt=2, overlap=1)
+    assert Membership.objects.filter(project=other, user=users["outsider"], role=Role.ADMIN).exists()
+    Membership.objects.update_or_create(project=project, user=users["project_admin"], defaults={"role": Role.ADMIN})
+    Membership.objects.create(project=project, user=users["reviewer"], role=Role.REVIEWER)
+    labeler_membership = Membership.objects.create(project=project, user=users["labeler"], role=Role.LABELER)
+
+    from labeling.services.datasets import dataset_import
+    from labeling.services.templates import template_create
+
+    criterion = criterion_create(project=project, name="helpful")
+    dataset = dataset_import(
+        project=project,
+        stream=rows_jsonl([{"question": f"q{i}"} for i in range(4)]),
+        filename="q.jsonl",
+        created_by=users["project_admin"],
+    )
+    template = template_create(project=project, name="qa", text="Q: {question}\nA:", dataset=dataset)
+    add_comparisons(project, 3)
+    constitution = constitution_ensure_default(project=project, created_by=users["project_admin"])
+    with transaction.atomic():
+        snapshot = snapshot_create(project=project, created_by=users["project_admin"])
+    run = TrainingRun.objects.create(kind="generate", config={}, project=project, created_by=users["project_admin"])
+
+    from labeling.services.assignments import assignment_next
+
+    lease = assignment_next(project_id=project.pk, labeler=users["labeler"])
+    assert lease is not None
+    assignment = Assignment.objects.get(pk=lease.assignment.id)
+
+    model = RegisteredModel.objects.create(
+        name="matrix-policy", task="causal-lm", created_by=users["project_admin"], project=project
+    )
+    version = ModelVersion.objects.create(
+        model=model,
+        version=1,
+        artifact_path="models/matrix-policy/1",
+        format="hf-folder",
+        source_run_id=run.pk,
+        project=project,
+    )
+    ModelAlias.objects.create(model=model, name="candidate", version=version)
+    folder = settings.ARTIFACT_ROOT / version.artifact_path
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+
+    ids = {
+        "project_id": project.pk,
+        "membership_id": labeler_membership.pk,
+        "criterion_id": criterion.pk,
+        "dataset_id": dataset.pk,
+        "template_id": template.pk,
+        "snapshot_id": snapshot.pk,
+        "assignment_id": assignment.pk,
+        "run_id": run.pk,
+        "model_id": model.pk,
+        "alias": "candidate",
+        "user_id": users["labeler"].pk,
+    }
+    return {"users": users, "ids": ids, "constitution_version": constitution.version, "model_version": version.version}
+
+
+def _path(route: str, world) -> str:
+    ids = dict(world["ids"])
+    ids["version"] = world["constitution_version"] if "constitutions/" in route else world["model_version"]
+    path = route
+    for name, value in ids.items():
+        for converter in ("int", "slug", "str"):
+            path = path.replace(f"<{converter}:{name}>", str(value))
+    assert "<" not in path, f"the matrix has no value for a parameter of {route}"
+    return "/" + path
+
+
+def _client(role: str, world) -> APIClient:
+    client = APIClient()
+    if role != "anonymous":
+        token, _ = Token.objects.get_or_create(user=world["users"][role])
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _status(client: APIClient, method: str, path: str, body: dict | None) -> int:
+    """The status of one request, with everything it wrote rolled back."""
+    status = None
+    if body is None and method != "GET":
+        body = {}
+    try:
+        with transaction.atomic():
+            response = getattr(client, method.lower())(path, body, format="json")
+            status = response.status_code
+            raise _Rollback
+    except _Rollback:
+        pass
+    return status
+
+
+def _matches(expected, status: int) -> bool:
+    if expected == OK:
+        return status not in (401, 403, 404) and status < 500
+    return status == expected
+
+
+def test_every_route_has_an_entry():
+    served = set(routes())
+    missing = sorted(served - set(EXPECTED))
+    stale = sorted(set(EXPECTED) - served)
+    assert not missing, f"routes without an entry in EXPECTED (add who may call them): {missing}"
+    assert not stale, f"entries in EXPECTED for routes that do not exist: {stale}"
+
+
+@pytest.mark.django_db
+def test_each_role_gets_the_expected_status(world):
+    observed: dict[str, dict[str, int]] = {}
+    wrong = []
+    clients = {role: _client(role, world) for role in ROLES}
+    for operation in sorted(routes()):
+        method, route = operation.split(" ", 1)
+        path = _path(route, world)
+        observed[operation] = {}
+        for role in ROLES:
+            status = _status(clients[role], method, path, BODIES.get(operation))
+            observed[operation][role] = status
+            expected = EXPECTED.get(operation, {}).get(role)
+            if expected is not None and not _matches(expected, status):
+                wrong.append(f"{operation} as {role}: {status}, expected {expected}")
+    if os.environ.get("MATRIX_PRINT"):
+        for operation, by_role in observed.items():
+            print(f"{operation:70} " + " ".join(f"{role[:6]}={status}" for role, status in by_role.items()))
+    assert not [w for w in wrong if " 5" in w.split(": ")[1][:2]], "5xx answers:\n" + "\n".join(wrong)
+    assert not wrong, f"{len(wrong)} statuses differ:\n" + "\n".join(wrong)
