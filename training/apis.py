@@ -15,7 +15,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import JSONObjectField, is_platform_admin, ordering_parameter
+from config.api import JSONObjectField, comma_separated_parameter, is_platform_admin, ordering_parameter
 from config.exceptions import ServiceError
 from labeling.access import project_access
 from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
@@ -294,9 +294,15 @@ class RunEventsApi(APIView):
     @extend_schema(
         operation_id="runs_events",
         parameters=[
-            OpenApiParameter("after", int, description="Only events with a larger seq (default 0)."),
-            OpenApiParameter("type", str, description="Comma-separated event types."),
-            OpenApiParameter("limit", int, description=f"At most this many (default 500, max {selectors.MAX_PAGE})."),
+            OpenApiParameter(
+                "after", {"type": "integer", "minimum": 0}, description="Only events with a larger seq (default 0)."
+            ),
+            comma_separated_parameter("type", RunEventType.values, description="Comma-separated event types."),
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": selectors.MAX_PAGE},
+                description=f"At most this many (default 500, max {selectors.MAX_PAGE}).",
+            ),
         ],
         responses=RunEventsOutput,
     )
@@ -333,7 +339,10 @@ class RunLogsApi(APIView):
 
     @extend_schema(
         operation_id="runs_logs",
-        parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int)],
+        parameters=[
+            OpenApiParameter("after", {"type": "integer", "minimum": 0}),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": selectors.MAX_PAGE}),
+        ],
         responses=RunLogsOutput,
     )
     def get(self, request, run_id: int):

@@ -5,6 +5,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from config.api import comma_separated_parameter
 from labeling.apis.common import ProjectAPIView, reject_unknown_params
 from labeling.models import LabelSource, Role
 from labeling.selectors.stats import DEFAULT_SOURCES, QUALITY_BUCKET_PP, QUALITY_WINDOW, project_stats
@@ -116,9 +117,9 @@ class ProjectStatsApi(ProjectAPIView):
                 OpenApiTypes.INT,
                 description="Statistics for this criterion's orders only; without it, every order counts.",
             ),
-            OpenApiParameter(
+            comma_separated_parameter(
                 "sources",
-                OpenApiTypes.STR,
+                LabelSource.values,
                 description="Comma-separated label sources to include: human (default), ai, imported.",
             ),
         ],

@@ -5,6 +5,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from config.api import comma_separated_parameter
 from labeling.apis.common import ProjectAPIView, reject_unknown_params
 from labeling.apis.stats import ProjectStatsApi
 from labeling.models import LabelSource, Role
@@ -85,8 +86,10 @@ class ProjectStatsTimelineApi(ProjectAPIView):
         parameters=[
             OpenApiParameter("bucket", OpenApiTypes.STR, enum=list(BUCKETS), default="day", description="UTC buckets."),
             OpenApiParameter("criterion", OpenApiTypes.INT, description="This criterion's orders only."),
-            OpenApiParameter(
-                "sources", OpenApiTypes.STR, description="Comma-separated label sources: human (default), ai, imported."
+            comma_separated_parameter(
+                "sources",
+                LabelSource.values,
+                description="Comma-separated label sources: human (default), ai, imported.",
             ),
         ],
         responses=ProjectStatsTimelineOutput,

@@ -1,7 +1,6 @@
 """Prompt templates: list/read (labelers), create/edit/delete (admins), preview (reviewers)."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
@@ -117,7 +116,9 @@ class TemplateListCreateApi(Paginated, ProjectAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("dataset", OpenApiTypes.INT, description="Only templates checked against this dataset."),
+            OpenApiParameter(
+                "dataset", {"type": "integer", "minimum": 1}, description="Only templates checked against this dataset."
+            ),
             ordering_parameter(*TEMPLATE_ORDERING),
         ],
         responses=PromptTemplateOutput(many=True),
