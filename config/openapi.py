@@ -5,6 +5,8 @@ Both are derived from the generated paths, so a new route gets them without a ha
 - **Path parameters** say what their URL converter matches (``int``: ``minimum: 0``; ``slug``: its
   pattern): a value outside it is not one of these routes at all.
 - **Closed request bodies**: a serializer marked ``reject_unknown_fields`` is ``additionalProperties: false``.
+- **No NUL**: free-text strings of request bodies and query parameters carry a pattern that refuses
+  NUL (PostgreSQL text cannot hold one; the API answers 400).
 - **Error responses.** Every error is ``{"detail", "errors"?}`` (config/exceptions.py). Documented per
   operation from what it takes: 400 when it reads a body or query parameters, 401/403 when it needs a
   signed-in user, 404 when its path or body names an object, 409 on writes (state conflicts), 413/415 on
@@ -168,10 +170,28 @@ def _close_strict_inputs(components: dict) -> None:
                 components[component]["additionalProperties"] = False
 
 
+# PostgreSQL text refuses NUL: DRF's CharField answers 400 to one, and so does every query parameter
+# (config.api.NulCharacterMiddleware). Said once for every free-text string a client sends.
+NO_NUL_PATTERN = "^[^\\x00]*$"
+
+
+def _refuse_nul(schema: dict) -> None:
+    """Free-text strings (no enum, format or pattern of their own) of a request schema refuse NUL."""
+    if schema.get("type") == "string" and not ({"enum", "format", "pattern"} & set(schema)):
+        schema["pattern"] = NO_NUL_PATTERN
+    for value in schema.get("properties", {}).values():
+        _refuse_nul(value)
+    if isinstance(schema.get("items"), dict):
+        _refuse_nul(schema["items"])
+
+
 def postprocess(result, generator, request, public):
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components.setdefault(ERROR_COMPONENT, ERROR_SCHEMA)
     _close_strict_inputs(components)
+    for name, component in components.items():
+        if name.endswith("Request"):
+            _refuse_nul(component)
     throttled = _throttled_paths(generator)
     patterns = _path_patterns(generator)
     operations = [
@@ -184,6 +204,8 @@ def postprocess(result, generator, request, public):
         for parameter in operation.get("parameters", []):
             # Django's <int:...> matches digits only: a negative id is not one of these routes at all.
             schema = parameter.get("schema", {})
+            if parameter["in"] == "query":
+                _refuse_nul(schema)
             if parameter["in"] != "path":
                 continue
             if schema.get("type") == "integer":

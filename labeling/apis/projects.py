@@ -18,6 +18,10 @@ User = get_user_model()
 
 
 class UserOutput(serializers.ModelSerializer):
+    # Not the model field's validator pattern: Python's \w (Django's check) takes Unicode letters,
+    # an OpenAPI (ECMA) pattern's \w only ASCII, so a valid name like "Zoë" would break the schema.
+    username = serializers.CharField(read_only=True)
+
     class Meta:
         model = User
         fields = ("id", "username", "email", "is_staff", "is_superuser")
