@@ -8,10 +8,11 @@ administers. Shared and unscoped models, marking a model shared, and importing a
 server are for platform admins only (a shared model is read by every signed-in user).
 """
 
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 
 from config.api import is_platform_admin, is_staff_or_admin
 from models_registry import selectors
+from models_registry.models import RegisteredModel
 
 
 def can_manage_models(user) -> bool:
@@ -44,3 +45,29 @@ def require_model_writer(user, model, action: str) -> None:
         raise PermissionDenied(f"Only platform admins {action} on {scope} ({model.name}).")
     if not has_project_role(user, model.project_id):
         raise PermissionDenied(f"Only admins of project {model.project_id} {action} on {model.name}.")
+
+
+def scope_for_new_model(
+    user, *, project_id: int | None, shared: bool, existing: RegisteredModel | None = None
+) -> int | None:
+    """The project a new model (or a version joining ``existing``) belongs to, checked for ``user``.
+
+    Staff name a project they administer; an unscoped model (no project) and ``shared`` are for
+    platform admins. A version joins ``existing`` in that model's project. Errors name the field.
+    """
+    if shared and not is_platform_admin(user):
+        raise PermissionDenied("shared: only platform admins share a model with every signed-in user.")
+    if existing is not None:
+        if project_id is not None and project_id != existing.project_id:
+            raise ValidationError({"project": [f"{existing.name} is not a model of project {project_id}."]})
+        require_model_writer(user, existing, "add versions")
+        return existing.project_id
+    if project_id is None:
+        if not is_platform_admin(user):
+            raise ValidationError({"project": ["Required: the project (one you administer) the model is for."]})
+        return None
+    if not is_platform_admin(user) and not has_project_role(user, project_id):
+        raise ValidationError({"project": [f"Project {project_id} does not exist or you are not an admin of it."]})
+    if is_platform_admin(user) and not selectors.project_exists(project_id=project_id):
+        raise ValidationError({"project": [f"Project {project_id} does not exist."]})
+    return project_id

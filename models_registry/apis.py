@@ -20,14 +20,19 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import Paginated, is_platform_admin, ordered, ordering_parameter, reject_unknown_params
+from config.api import Paginated, ordered, ordering_parameter, reject_unknown_params
 from models_registry import selectors, services, storage
-from models_registry.access import has_project_role, require_manager, require_model_writer, require_platform_admin
+from models_registry.access import (
+    require_manager,
+    require_model_writer,
+    require_platform_admin,
+    scope_for_new_model,
+)
 from models_registry.artifacts import GGUF_HINT
 from models_registry.models import (
     NAME_RE,
@@ -238,30 +243,6 @@ MODEL_FILTERS = (
 )
 
 
-def _scope_input(user, *, project_id: int | None, shared: bool, existing: RegisteredModel | None = None) -> int | None:
-    """The project a new model (or a version joining ``existing``) belongs to, checked for ``user``.
-
-    Staff name a project they administer; an unscoped model (no project) and ``shared`` are for
-    platform admins. A version joins ``existing`` in that model's project. Errors name the field.
-    """
-    if shared and not is_platform_admin(user):
-        raise PermissionDenied("shared: only platform admins share a model with every signed-in user.")
-    if existing is not None:
-        if project_id is not None and project_id != existing.project_id:
-            raise ValidationError({"project": [f"{existing.name} is not a model of project {project_id}."]})
-        require_model_writer(user, existing, "add versions")
-        return existing.project_id
-    if project_id is None:
-        if not is_platform_admin(user):
-            raise ValidationError({"project": ["Required: the project (one you administer) the model is for."]})
-        return None
-    if not is_platform_admin(user) and not has_project_role(user, project_id):
-        raise ValidationError({"project": [f"Project {project_id} does not exist or you are not an admin of it."]})
-    if is_platform_admin(user) and not selectors.project_exists(project_id=project_id):
-        raise ValidationError({"project": [f"Project {project_id} does not exist."]})
-    return project_id
-
-
 SCOPE_HELP = "The project the model is for (one you administer); platform admins may leave it out."
 SHARED_HELP = "Platform admins: every signed-in user reads the model (base models)."
 
@@ -306,7 +287,7 @@ class ModelListCreateApi(Paginated, APIView):
         data = self.ModelCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         args = dict(data.validated_data)
-        project_id = _scope_input(request.user, project_id=args.pop("project"), shared=args["shared"])
+        project_id = scope_for_new_model(request.user, project_id=args.pop("project"), shared=args["shared"])
         model = services.model_create(created_by=request.user, project_id=project_id, **args)
         body = ModelOutput(selectors.model_get(user=request.user, model_id=model.pk)).data
         return Response(body, status=status.HTTP_201_CREATED)
@@ -393,7 +374,9 @@ class ModelImportApi(APIView):
         existing = selectors.model_named(name=args["name"])
         if existing is not None and not selectors.model_list(user=request.user).filter(pk=existing.pk).exists():
             raise ValidationError({"name": [f"A model named {args['name']!r} exists and is not yours to add to."]})
-        project_id = _scope_input(request.user, project_id=args["project"], shared=args["shared"], existing=existing)
+        project_id = scope_for_new_model(
+            request.user, project_id=args["project"], shared=args["shared"], existing=existing
+        )
         common = {
             "name": args["name"],
             "task": args["task"],
@@ -401,7 +384,7 @@ class ModelImportApi(APIView):
             "description": args["description"],
             "tags": args["tags"],
             "project_id": project_id,
-            # (A version joins a shared model only as shared; _scope_input let platform admins only that far.)
+            # (A version joins a shared model only as shared; scope_for_new_model let platform admins only that far.)
             "shared": args["shared"] or (existing is not None and existing.shared),
         }
         if args["source"] == "dir":

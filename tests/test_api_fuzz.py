@@ -28,17 +28,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from labeling.models import Membership, Role
-from labeling.services.assignments import assignment_next
-from labeling.services.constitutions import constitution_ensure_default
-from labeling.services.datasets import dataset_import
-from labeling.services.projects import criterion_create, project_create
-from labeling.services.snapshots import snapshot_create
-from labeling.services.templates import template_create
-from models_registry.models import ModelAlias, ModelVersion, RegisteredModel
-from tests.labeling.factories import add_comparisons
-from tests.training.conftest import rows_jsonl
-from training.models import TrainingRun
+from tests.world import World, world_create
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -88,60 +78,12 @@ def wsgi_app(settings):
 
 
 @pytest.fixture
-def seeded(make_user, django_user_model, settings):
-    """One project with one of everything a route can name, and the two users the fuzzer acts as."""
-    root = django_user_model.objects.create_superuser(username="root", password="pw-root")
-    padmin = make_user("padmin")
-    lab = make_user("lab")
-    make_user("newcomer")
-    project = project_create(created_by=padmin, name="Fuzz", completions_per_prompt=2, overlap=2)
-    Membership.objects.update_or_create(project=project, user=padmin, defaults={"role": Role.ADMIN})
-    Membership.objects.create(project=project, user=lab, role=Role.LABELER)
-    criterion = criterion_create(project=project, name="helpful")
-    dataset = dataset_import(
-        project=project,
-        stream=rows_jsonl([{"question": f"q{i}"} for i in range(4)]),
-        filename="q.jsonl",
-        created_by=padmin,
-    )
-    template = template_create(project=project, name="qa", text="Q: {question}\nA:", dataset=dataset)
-    add_comparisons(project, 4)
-    constitution = constitution_ensure_default(project=project, created_by=padmin)
-    with transaction.atomic():
-        snapshot = snapshot_create(project=project, created_by=padmin)
-    run = TrainingRun.objects.create(kind="generate", config={}, project=project, created_by=padmin)
-    lease = assignment_next(project_id=project.pk, labeler=lab)
-    assert lease is not None
-    model = RegisteredModel.objects.create(name="fuzz-policy", task="causal-lm", created_by=padmin, project=project)
-    version = ModelVersion.objects.create(
-        model=model,
-        version=1,
-        artifact_path="models/fuzz-policy/1",
-        format="hf-folder",
-        source_run_id=run.pk,
-        project=project,
-    )
-    ModelAlias.objects.create(model=model, name="candidate", version=version)
-    folder = settings.ARTIFACT_ROOT / version.artifact_path
-    folder.mkdir(parents=True)
-    (folder / "config.json").write_text("{}")
-    ids = {
-        "project_id": project.pk,
-        "membership_id": Membership.objects.get(project=project, user=lab).pk,
-        "criterion_id": criterion.pk,
-        "dataset_id": dataset.pk,
-        "template_id": template.pk,
-        "snapshot_id": snapshot.pk,
-        "assignment_id": lease.assignment.id,
-        "run_id": run.pk,
-        "model_id": model.pk,
-        "alias": "candidate",
-        "user_id": lab.pk,
-    }
-    return {"platform_admin": root, "project_admin": padmin, "ids": ids, "constitution": constitution.version}
+def seeded(make_user) -> World:
+    """The matrix's world: one of everything a route can name; the fuzzer acts as two of its users."""
+    return world_create(make_user)
 
 
-def _pin_path_parameters(raw_schema: dict, seeded: dict) -> None:
+def _pin_path_parameters(raw_schema: dict, seeded: World) -> None:
     """Path parameters take the seeded objects' ids, so that every operation behind an id is fuzzed on
     a real object (its body and query), not only answered 404 for an id that does not exist."""
     for path, item in raw_schema["paths"].items():
@@ -149,11 +91,7 @@ def _pin_path_parameters(raw_schema: dict, seeded: dict) -> None:
             for parameter in operation.get("parameters", []):
                 if parameter["in"] != "path":
                     continue
-                name = parameter["name"]
-                if name == "version":
-                    value = seeded["constitution"] if "/constitutions/" in path else 1
-                else:
-                    value = seeded["ids"][name]
+                value = seeded.path_value(path, parameter["name"])
                 parameter["schema"] = {**parameter["schema"], "enum": [value]}
 
 
@@ -188,7 +126,7 @@ def api_schema(raw_schema, wsgi_app, seeded, role):
 def auth(seeded, role):
     """Headers for the next request: a scenario may revoke the token (DELETE /api/auth/token/, a
     password change), so each request takes the user's current one."""
-    return lambda: _headers(seeded[role])
+    return lambda: _headers(seeded.users[role])
 
 
 def _record(case, response) -> None:

@@ -11,25 +11,17 @@ the code gives today with ``MATRIX_PRINT=1 pytest tests/test_endpoint_matrix.py 
 """
 
 import os
+import re
 
 import pytest
-from django.conf import settings
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from labeling.models import Assignment, Membership, Role
-from labeling.services.constitutions import constitution_ensure_default
-from labeling.services.projects import criterion_create, project_create
-from labeling.services.snapshots import snapshot_create
-from models_registry.models import ModelAlias, ModelVersion, RegisteredModel
-from tests.labeling.factories import add_comparisons
-from tests.training.conftest import rows_jsonl
-from training.models import TrainingRun
+from tests.world import ROLES, World, world_create
 
 OK = "ok"
-ROLES = ("anonymous", "outsider", "staff", "labeler", "reviewer", "project_admin", "platform_admin")
 METHODS = ("get", "post", "put", "patch", "delete")
 SKIPPED_PREFIXES = ("admin/",)  # Django's own admin site: its permissions are Django's
 
@@ -209,86 +201,14 @@ BODIES = {
 
 
 @pytest.fixture
-def world(make_user, django_user_model, tmp_path):
-    """One project with a member of each role and one of everything a route can name."""
-    users = {
-        "outsider": make_user("outsider"),
-        "staff": make_user("staffer", is_staff=True),
-        "labeler": make_user("lab"),
-        "reviewer": make_user("rev"),
-        "project_admin": make_user("padmin"),
-        "platform_admin": django_user_model.objects.create_superuser(username="root", password="pw-root"),
-    }
-    make_user("newcomer")
-    project = project_create(created_by=users["project_admin"], name="Matrix", completions_per_prompt=2, overlap=2)
-    other = project_create(created_by=users["outsider"], name="Elsewhere", completions_per_prompt=2, overlap=1)
-    assert Membership.objects.filter(project=other, user=users["outsider"], role=Role.ADMIN).exists()
-    Membership.objects.update_or_create(project=project, user=users["project_admin"], defaults={"role": Role.ADMIN})
-    Membership.objects.create(project=project, user=users["reviewer"], role=Role.REVIEWER)
-    labeler_membership = Membership.objects.create(project=project, user=users["labeler"], role=Role.LABELER)
-
-    from labeling.services.datasets import dataset_import
-    from labeling.services.templates import template_create
-
-    criterion = criterion_create(project=project, name="helpful")
-    dataset = dataset_import(
-        project=project,
-        stream=rows_jsonl([{"question": f"q{i}"} for i in range(4)]),
-        filename="q.jsonl",
-        created_by=users["project_admin"],
-    )
-    template = template_create(project=project, name="qa", text="Q: {question}\nA:", dataset=dataset)
-    add_comparisons(project, 3)
-    constitution = constitution_ensure_default(project=project, created_by=users["project_admin"])
-    with transaction.atomic():
-        snapshot = snapshot_create(project=project, created_by=users["project_admin"])
-    run = TrainingRun.objects.create(kind="generate", config={}, project=project, created_by=users["project_admin"])
-
-    from labeling.services.assignments import assignment_next
-
-    lease = assignment_next(project_id=project.pk, labeler=users["labeler"])
-    assert lease is not None
-    assignment = Assignment.objects.get(pk=lease.assignment.id)
-
-    model = RegisteredModel.objects.create(
-        name="matrix-policy", task="causal-lm", created_by=users["project_admin"], project=project
-    )
-    version = ModelVersion.objects.create(
-        model=model,
-        version=1,
-        artifact_path="models/matrix-policy/1",
-        format="hf-folder",
-        source_run_id=run.pk,
-        project=project,
-    )
-    ModelAlias.objects.create(model=model, name="candidate", version=version)
-    folder = settings.ARTIFACT_ROOT / version.artifact_path
-    folder.mkdir(parents=True)
-    (folder / "config.json").write_text("{}")
-
-    ids = {
-        "project_id": project.pk,
-        "membership_id": labeler_membership.pk,
-        "criterion_id": criterion.pk,
-        "dataset_id": dataset.pk,
-        "template_id": template.pk,
-        "snapshot_id": snapshot.pk,
-        "assignment_id": assignment.pk,
-        "run_id": run.pk,
-        "model_id": model.pk,
-        "alias": "candidate",
-        "user_id": users["labeler"].pk,
-    }
-    return {"users": users, "ids": ids, "constitution_version": constitution.version, "model_version": version.version}
+def world(make_user):
+    return world_create(make_user)
 
 
-def _path(route: str, world) -> str:
-    ids = dict(world["ids"])
-    ids["version"] = world["constitution_version"] if "constitutions/" in route else world["model_version"]
+def _path(route: str, world: World) -> str:
     path = route
-    for name, value in ids.items():
-        for converter in ("int", "slug", "str"):
-            path = path.replace(f"<{converter}:{name}>", str(value))
+    for converter, name in re.findall(r"<(\w+):(\w+)>", route):
+        path = path.replace(f"<{converter}:{name}>", str(world.path_value(route, name)))
     assert "<" not in path, f"the matrix has no value for a parameter of {route}"
     return "/" + path
 
@@ -296,7 +216,7 @@ def _path(route: str, world) -> str:
 def _client(role: str, world) -> APIClient:
     client = APIClient()
     if role != "anonymous":
-        token, _ = Token.objects.get_or_create(user=world["users"][role])
+        token, _ = Token.objects.get_or_create(user=world.users[role])
         client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
 

@@ -15,53 +15,16 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import JSONObjectField, comma_separated_parameter, is_platform_admin, ordering_parameter
-from config.exceptions import ServiceError
+from config.api import JSONObjectField, comma_separated_parameter, ordering_parameter
 from labeling.access import project_access
 from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
 from labeling.models import Project, Role, Split
+from training import access as run_access
 from training import selectors
-from training.ml.configs import available_configs, worker_path_fields
 from training.models import CritiqueRevision, RunEventType, RunKind, RunState, TrainingRun
 from training.services import generation as generation_services
 from training.services import run_inputs
 from training.services import runs as run_services
-
-
-def _path_fields(kind: str) -> frozenset[str]:
-    """The kind's config fields that name paths on the workers (every kind's for an unknown kind)."""
-    config_class = available_configs().get(kind)
-    return worker_path_fields(config_class) if config_class is not None else frozenset(run_inputs.WORKER_PATH_FIELDS)
-
-
-def _only_platform_admins_name_paths(
-    user,
-    values: dict,
-    fields,
-    *,
-    prefix: str = "config.",
-    instead: str = "a registered version, snapshot or dataset in inputs",
-) -> None:
-    """A path on a worker can point a job at any file there (another project's data, the platform's
-    own files): only platform admins may name one; everyone else names what the platform registered."""
-    named = sorted(name for name in fields if values.get(name) not in (None, ""))
-    if named and not is_platform_admin(user):
-        key = f"{prefix}{named[0]}"
-        message = f"names a path on the workers; only platform admins may. Name {instead} instead."
-        raise ServiceError(f"{key} {message}", errors={key: [message]}, status=403)
-
-
-# Inputs that read a project's data: a run that names one belongs to that project (staff without its
-# membership would otherwise read its prompts through a platform-level run's outputs).
-PROJECT_INPUTS = ("dataset", "snapshot", "template", "templates", "cai_run", "constitution")
-
-
-def _no_project_data_without_a_project(user, inputs: dict) -> None:
-    named = [name for name in PROJECT_INPUTS if inputs.get(name) is not None]
-    if named and not is_platform_admin(user):
-        key = f"inputs.{named[0]}"
-        message = "reads a project's data; set project to the project it belongs to (you need its membership)"
-        raise ServiceError(f"{key} {message}", errors={key: [message]})
 
 
 def _reject_unknown_keys(serializer: serializers.Serializer, attrs: dict) -> dict:
@@ -196,8 +159,10 @@ class RunListCreateApi(Paginated, APIView):
         values = data.validated_data
         project = _project_for_runs(request.user, values["project"])
         if project is None:
-            _no_project_data_without_a_project(request.user, values["inputs"])
-        _only_platform_admins_name_paths(request.user, values["config"], _path_fields(values["kind"]))
+            run_access.no_project_data_without_a_project(request.user, values["inputs"])
+        run_access.only_platform_admins_name_paths(
+            request.user, values["config"], run_access.path_fields(values["kind"])
+        )
         run = run_inputs.run_start(
             kind=values["kind"],
             config=values["config"],
@@ -459,10 +424,10 @@ class ProjectGenerateApi(ProjectAPIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         # The request's fields that become generate config fields naming paths (model_path, gguf_file).
-        _only_platform_admins_name_paths(
+        run_access.only_platform_admins_name_paths(
             request.user,
             values,
-            _path_fields(RunKind.GENERATE) & set(RunGenerateInput().fields),
+            run_access.path_fields(RunKind.GENERATE) & set(RunGenerateInput().fields),
             prefix="",
             instead="a registered model_version",
         )

@@ -2,14 +2,11 @@
 Jobs and workers). Services enqueue through ``enqueue_run`` inside ``transaction.on_commit``."""
 
 import contextlib
-import logging
 from datetime import timedelta
 
 from celery import Task, shared_task
 
 from labeling.tasks import send_or_unavailable
-
-logger = logging.getLogger(__name__)
 
 QUEUE_GPU = "gpu"  # generation, training, evaluation: one worker process per GPU
 QUEUE_DEFAULT = "default"  # the sweep and other bookkeeping

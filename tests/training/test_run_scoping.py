@@ -12,7 +12,7 @@ import dataclasses
 import pytest
 
 from labeling.models import Role
-from training.apis import PROJECT_INPUTS
+from training.access import PROJECT_INPUTS
 from training.ml.configs import PATH_SUFFIXES, WORKER_PATH, available_configs, worker_path_fields
 from training.models import RunEventType, RunKind, RunState, TrainingRun
 from training.services import run_inputs, runs
