@@ -21,8 +21,15 @@ class LabelSource(models.TextChoices):
     IMPORTED = "imported"
 
 
+class ProjectKind(models.TextChoices):
+    PREFERENCE = "preference"
+    # Made by a side-by-side evaluation (SideBySideEval): K = 2, its comparisons pair two versions' answers.
+    EVALUATION = "evaluation"
+
+
 class Project(models.Model):
     name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=ProjectKind.choices, default=ProjectKind.PREFERENCE)
     instructions = models.TextField(blank=True, help_text="Markdown shown to labelers.")
     completions_per_prompt = models.PositiveSmallIntegerField(default=2, help_text="K, 2..9.")
     overlap = models.PositiveSmallIntegerField(default=1, help_text="Distinct labelers per comparison.")
@@ -255,3 +262,78 @@ class Constitution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project_id} constitution v{self.version}"
+
+
+class SideBySideEval(models.Model):
+    """A human side-by-side evaluation of two or more model versions on the same prompts.
+
+    Its ``project`` (kind ``evaluation``) holds a copy of the chosen prompt rows and is labeled like
+    any project; every comparison in it pairs two entries' answers to one row (``SideBySidePair``).
+    """
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="side_by_side")
+    source_project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    name = models.CharField(max_length=200)
+    dataset = models.ForeignKey(Dataset, null=True, on_delete=models.SET_NULL, related_name="+")
+    split = models.CharField(max_length=8, blank=True)
+    seed = models.BigIntegerField(help_text="Seeds the answers' positions in each pair.")
+    results = models.JSONField(default=dict, blank=True, help_text="The results as last published.")
+    published_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class SideBySideEntry(models.Model):
+    """One model version in an evaluation, with the generate run that answers its prompts."""
+
+    evaluation = models.ForeignKey(SideBySideEval, on_delete=models.CASCADE, related_name="entries")
+    version = models.ForeignKey("models_registry.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    label = models.CharField(max_length=200, help_text="'model vN': shown to reviewers, never to labelers.")
+    position = models.PositiveSmallIntegerField()
+    run_id = models.PositiveBigIntegerField(null=True, blank=True, help_text="Its generate run.")
+
+    class Meta:
+        ordering = ["evaluation_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["evaluation", "version"], name="sxs_entry_unique_version"),
+            models.UniqueConstraint(fields=["evaluation", "position"], name="sxs_entry_unique_position"),
+        ]
+
+
+class SideBySideSample(models.Model):
+    """An entry's answer to one prompt row, kept until its pairs are made (and after, for audit)."""
+
+    entry = models.ForeignKey(SideBySideEntry, on_delete=models.CASCADE, related_name="samples")
+    prompt_row = models.ForeignKey(PromptRow, on_delete=models.CASCADE, related_name="+")
+    text = models.TextField()
+    generation_params = models.JSONField(default=dict, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["entry_id", "prompt_row_id"]
+        constraints = [models.UniqueConstraint(fields=["entry", "prompt_row"], name="sxs_sample_once_per_row")]
+
+
+class SideBySidePair(models.Model):
+    """The comparison of entries ``a`` and ``b`` (a before b in the evaluation) on one row.
+
+    ``a_position`` is where a's answer sits (0 or 1), drawn from the evaluation's seed, so the
+    position never follows the order of the entries."""
+
+    evaluation = models.ForeignKey(SideBySideEval, on_delete=models.CASCADE, related_name="pairs")
+    prompt_row = models.ForeignKey(PromptRow, on_delete=models.CASCADE, related_name="+")
+    entry_a = models.ForeignKey(SideBySideEntry, on_delete=models.CASCADE, related_name="+")
+    entry_b = models.ForeignKey(SideBySideEntry, on_delete=models.CASCADE, related_name="+")
+    a_position = models.PositiveSmallIntegerField()
+    comparison = models.OneToOneField(Comparison, on_delete=models.CASCADE, related_name="side_by_side_pair")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["evaluation", "prompt_row", "entry_a", "entry_b"], name="sxs_pair_once"),
+            models.CheckConstraint(condition=Q(a_position__in=[0, 1]), name="sxs_pair_position_0_1"),
+        ]

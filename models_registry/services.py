@@ -397,3 +397,17 @@ def tags_set(*, version: ModelVersion, tags: Iterable[str]) -> ModelVersion:
     version.tags = clean_tags(tags)
     version.save(update_fields=["tags"])
     return version
+
+
+MAX_HUMAN_EVALS_KEPT = 50
+
+
+@transaction.atomic
+def version_human_eval_record(*, version_id: int, evaluation_id: int, summary: dict) -> ModelVersion:
+    """Put a side-by-side evaluation's summary in ``metrics["human_evals"]`` (one entry per
+    evaluation: publishing again replaces it), newest last."""
+    version = ModelVersion.objects.select_for_update().get(pk=version_id)
+    kept = [e for e in (version.metrics or {}).get("human_evals", []) if e.get("evaluation") != evaluation_id]
+    version.metrics = {**(version.metrics or {}), "human_evals": [*kept, summary][-MAX_HUMAN_EVALS_KEPT:]}
+    version.save(update_fields=["metrics"])
+    return version

@@ -51,6 +51,7 @@ from training.services.generation import CompletionsIngest
 from training.services.run_inputs import materialize_config
 from training.services.run_outputs import OutputsRegistrar
 from training.services.runs import StaleAttempt
+from training.services.side_by_side import SamplesIngest
 from training.supervision import (
     DOWN,
     DatabaseGuard,
@@ -69,7 +70,7 @@ logger = logging.getLogger(__name__)
 # A handler has ``on_artifact(event)`` and ``finish(result=, succeeded=) -> dict`` (merged into the
 # run's outputs; an exception fails the run).
 HANDLERS = {
-    "generate": CompletionsIngest.for_run,
+    "generate": lambda run, folder: SamplesIngest.for_run(run, folder) or CompletionsIngest.for_run(run, folder),
     **dict.fromkeys(OutputsRegistrar.KINDS, OutputsRegistrar.for_run),
     **dict.fromkeys(CaiResults.KINDS, CaiResults.for_run),
 }

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
-from labeling.models import Comparison, Completion, LabelSource, Project, Ranking
+from labeling.models import Comparison, Completion, LabelSource, Project, ProjectKind, Ranking
 from labeling.services.system_members import system_member
 from labeling.splits import stable_point
 
@@ -97,6 +97,8 @@ def _record_batch(project, member, batch, counts, constitution, run_id) -> None:
         new_ids.append(comparison.pk)
     Ranking.objects.bulk_create(rankings)
     counts["recorded"] += len(rankings)
+    if project.kind == ProjectKind.EVALUATION:
+        return  # an AI judge of an evaluation works beside the humans, never instead of them
     spot = {cid for cid in new_ids if kept_for_spot_check(cid, project.ai_spot_check_rate)}
     counts["spot_checks"] += len(spot)
     leaving = [cid for cid in new_ids if cid not in spot and comparisons[cid].label_count == 0]

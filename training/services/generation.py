@@ -10,6 +10,7 @@ already has a comparison is skipped, so a line read twice, or by two runs, creat
 """
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from django.db.models import Exists, OuterRef
 
 from config.exceptions import Conflict, ServiceError
 from labeling import templating
-from labeling.models import Comparison, Dataset, Project, PromptRow, Split
+from labeling.models import Comparison, Dataset, Project, ProjectKind, PromptRow, Split
 from labeling.services.comparisons import ParsedComparison, comparisons_create
 from models_registry.selectors import version_for_generation, version_usable
 from training.models import RunKind, TrainingRun
@@ -54,7 +55,7 @@ def model_name_for(model_path: str, gguf_file: str | None) -> str:
     return (f"{name}/{gguf_file}" if gguf_file else name)[:200]
 
 
-def _generation_params(project: Project, params: dict | None) -> tuple[dict, list[str]]:
+def generation_params(project: Project, params: dict | None) -> tuple[dict, list[str]]:
     """The project's generation_config overlaid with the request's params (both allow-listed)."""
     params = params or {}
     unknown = sorted(set(params) - set(GENERATION_PARAMS))
@@ -83,14 +84,10 @@ def _selected_rows(*, project: Project, dataset_id: int, split: str | None, limi
     return dataset, selected, todo[:cap]
 
 
-def _render_all(project: Project, rows) -> list[dict]:
-    template = project.prompt_template
-    if template is None:
-        raise _field_error(
-            "project", f"project {project.pk} has no prompt template; create one and make it the default first"
-        )
+def render_all(template, rows: Iterable[PromptRow]) -> list[dict]:
+    """Every row rendered with the template; an error names the row that cannot render."""
     prompts = []
-    for row in rows.iterator(chunk_size=2000):
+    for row in rows:
         try:
             prompt = templating.render_prompt(
                 text=template.text,
@@ -108,7 +105,7 @@ def _render_all(project: Project, rows) -> list[dict]:
     return prompts
 
 
-def _model_source(
+def model_source(
     *, project: Project, requester, model_version: int | None, model_path: str | None, gguf_file: str | None
 ) -> tuple[dict, str, int | None]:
     """(config paths, model name, registry version id) of the model that generates.
@@ -156,13 +153,18 @@ def generation_run_create(
     params: dict | None = None,
 ) -> TrainingRun:
     """A queued generate run over the rows of a dataset that have no comparison yet."""
-    paths, model_name, version_id = _model_source(
+    if project.kind == ProjectKind.EVALUATION:
+        raise Conflict(
+            f"Project {project.pk} is a side-by-side evaluation: its comparisons come from the versions it "
+            "compares, not from a generation run."
+        )
+    paths, model_name, version_id = model_source(
         project=project, requester=created_by, model_version=model_version, model_path=model_path, gguf_file=gguf_file
     )
     project_k = project.completions_per_prompt
     if k is not None and k != project_k:
         raise _field_error("k", f"the project compares {project_k} completions per prompt, so k must be {project_k}")
-    merged, ignored = _generation_params(project, params)
+    merged, ignored = generation_params(project, params)
     config = {**paths, "prompts_file": PROMPTS_FILE, "k": project_k, **merged}
     # Validate before reading rows; a project default at fault is named as such.
     try:
@@ -177,7 +179,11 @@ def generation_run_create(
         raise
 
     dataset, selected, rows = _selected_rows(project=project, dataset_id=dataset_id, split=split, limit=limit)
-    prompts = _render_all(project, rows)
+    if project.prompt_template is None:
+        raise _field_error(
+            "project", f"project {project.pk} has no prompt template; create one and make it the default first"
+        )
+    prompts = render_all(project.prompt_template, rows.iterator(chunk_size=2000))
     if not prompts:
         raise Conflict(
             f"Every selected row of dataset {dataset.name!r} ({selected} rows"
@@ -229,11 +235,7 @@ class CompletionsIngest:
         if run.kind != RunKind.GENERATE or run.inputs.get("ingest") != "comparisons" or run.project_id is None:
             return None
         handler = cls(run=run, folder=folder)
-        with open(folder / PROMPTS_FILE, encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    row = json.loads(line)
-                    handler.prompts[row["prompt_id"]] = row["prompt"]
+        handler.prompts = read_prompts(folder)
         return handler
 
     def _new_lines(self) -> tuple[list[dict], int]:
@@ -250,9 +252,7 @@ class CompletionsIngest:
         lines, end = self._new_lines()
         created = 0
         for start in range(0, len(lines), INGEST_BATCH):
-            made, skipped = completions_ingest(
-                run=self.run, lines=lines[start : start + INGEST_BATCH], prompts=self.prompts
-            )
+            made, skipped = self.store(lines[start : start + INGEST_BATCH])
             created += made
             self.skipped += skipped
         # Only now: lines a database error interrupted are read again (ingesting twice is harmless).
@@ -260,12 +260,26 @@ class CompletionsIngest:
         self.created += created
         return created
 
+    def store(self, lines: list[dict]) -> tuple[int, int]:
+        return completions_ingest(run=self.run, lines=lines, prompts=self.prompts)
+
     def on_artifact(self, event: dict) -> int:
         return self.ingest() if event.get("kind") == "completions" else 0
 
     def finish(self, **_) -> dict[str, Any]:
         self.ingest()  # also after a failure or cancel: what was generated is kept
         return {"comparisons_created": self.created, "comparisons_skipped": self.skipped}
+
+
+def read_prompts(folder: Path) -> dict[int, str]:
+    """``{prompt_id: prompt}`` of the prompts file a generate run was given."""
+    prompts = {}
+    with open(folder / PROMPTS_FILE, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                row = json.loads(line)
+                prompts[row["prompt_id"]] = row["prompt"]
+    return prompts
 
 
 @transaction.atomic
