@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from training.ml import guard  # noqa: E402
 from training.ml.configs import config_for  # noqa: E402
 from training.ml.events import EventWriter  # noqa: E402
 
@@ -248,18 +249,22 @@ def real(args, scratch: Path) -> None:
         turns = [line for line in row["prompt"].splitlines() if line.startswith("Human:")]
         prompt = (turns[-1] if turns else row["prompt"])[-80:]
         print(f"   {label} held-out sample ({row['reward']:.3f}): ...{prompt!r} -> {row['completion'][:160]!r}")
-    print(habits(samples))
+    print(habits(samples, result.get("metrics")))
     print(f"   total {seconds:.0f} s (load, evaluation before and after, {args.steps} steps, saving)")
 
 
-def habits(samples: list[dict]) -> str:
-    """Cheap tells of a policy gaming an HH reward model, before -> after on the held-out prompts:
-    completions that write the next "Human:" turn themselves, and apologies."""
-    counts = []
-    for tell, found in (('a "Human:" turn', lambda t: "Human:" in t), ('"sorry"', lambda t: "sorry" in t.lower())):
-        before = sum(found(row["completion_before"]) for row in samples)
-        counts.append(f"{tell} {before} -> {sum(found(row['completion']) for row in samples)}")
-    return f"   of {len(samples)} held-out completions, with " + ", with ".join(counts)
+def habits(samples: list[dict], metrics: dict | None = None) -> str:
+    """The platform's reward-hacking guard (training.ml.guard, what ``GET /api/runs/<id>/guard/``
+    reports) on the held-out completions, before -> after: answers that write the user's next turn,
+    refusals, and the flags it raises."""
+    report = guard.report(samples)
+    before, after = report["before"], report["after"]
+    lines = [
+        f"   of {len(samples)} held-out completions: writing the user's turn {before['user_turn_rate']:.0%} -> "
+        f"{after['user_turn_rate']:.0%}, refusing {before['refusal_rate']:.0%} -> {after['refusal_rate']:.0%}"
+    ]
+    lines += [f"   guard flag {flag['code']}: {flag['message']}" for flag in guard.flags(report, metrics or {})]
+    return "\n".join(lines)
 
 
 def main() -> None:

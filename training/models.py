@@ -52,6 +52,9 @@ class TrainingRun(models.Model):
         default=1, help_text="1 for the first start; +1 each time the sweep requeues it to resume after a lost worker."
     )
     last_seq = models.PositiveIntegerField(default=0, help_text="Seq of the newest event.")
+    round = models.ForeignKey(
+        "Round", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs", help_text="The loop's round."
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -128,3 +131,30 @@ class CritiqueRevision(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} prompt {self.prompt_id}"
+
+
+class Round(models.Model):
+    """One step of the loop: generate with ``base_version`` -> label -> snapshot -> train -> evaluate
+    -> register. The runs started for it point here (``TrainingRun.round``); the side-by-side
+    evaluations made for it are linked; the rest (snapshots, versions) is read off its runs."""
+
+    project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="rounds")
+    number = models.PositiveIntegerField(help_text="1, 2, ... per project.")
+    base_version = models.ForeignKey(
+        "models_registry.ModelVersion", on_delete=models.PROTECT, related_name="+", help_text="Generates its data."
+    )
+    previous = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    generation_run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    evaluations = models.ManyToManyField("labeling.SideBySideEval", blank=True, related_name="+")
+    # The reward-hacking guard: the previous round's RLHF samples put back to labelers in this round.
+    guard = models.JSONField(default=dict, blank=True, help_text="{run, comparisons: [ids], best, worst}")
+    note = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project_id", "number"]
+        constraints = [models.UniqueConstraint(fields=["project", "number"], name="round_unique_number")]
+
+    def __str__(self) -> str:
+        return f"project {self.project_id} round {self.number}"

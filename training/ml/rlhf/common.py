@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from training.ml import guard
 from training.ml.generation import format_prompt, prepare_tokenizer
 from training.ml.hf_training import ADAPTER_DIR, MODEL_DIR, output, peft_config, read_jsonl
 from training.ml.rewards import correlation, mean_interval
@@ -191,10 +192,12 @@ class Evaluator:
             metrics["eval/kl"] = _mean(kls)
         if samples is not None:
             samples += [{**row, "reward": score} for row, score in zip(rows, scores, strict=True)]
+            for row, score in zip(samples[-len(rows) :] if rows else [], heldout, strict=False):
+                row["heldout_reward"] = score  # the second reward model's view of the same completion
         return metrics
 
 
-SAMPLES_FILE = "eval_samples.jsonl"
+SAMPLES_FILE = guard.SAMPLES_FILE
 
 
 def evaluate_before(evaluate, model, events) -> tuple[dict, list[dict]]:
@@ -216,6 +219,8 @@ def evaluate_after(evaluate, model, before: list[dict], out_dir: Path, events, *
         metrics.update(paired_gain([row["reward"] for row in before], [row["reward"] for row in samples]))
         for row, old in zip(samples, before, strict=True):
             row.update(reward_before=old["reward"], completion_before=old["completion"])
+            if "heldout_reward" in old:
+                row["heldout_reward_before"] = old["heldout_reward"]
     for name, value in metrics.items():
         events.metric(name, value, step=step)
     write_samples(out_dir, samples, events)
