@@ -15,9 +15,37 @@ MAX_PAGE_LIMIT = 500
 
 class Pagination(LimitOffsetPagination):
     """``?limit=`` above ``max_limit`` is clamped to it (DRF's rule): one request never pulls a whole
-    table; the ``next`` link walks the rest."""
+    table; the ``next`` link walks the rest. A ``limit`` that is not a positive integer, or an
+    ``offset`` that is not a non-negative one, is a 400 (DRF would quietly use the default)."""
 
     max_limit = MAX_PAGE_LIMIT
+
+    @staticmethod
+    def _int(request, name: str, *, minimum: int) -> int | None:
+        raw = request.query_params.get(name)
+        if raw is None:
+            return None
+        value = (
+            int(raw) if raw.isascii() and raw.isdigit() else None
+        )  # int() would take " 5", "5_0" and non-ASCII digits
+        if value is None or value < minimum:
+            raise ValidationError({name: [f"Must be an integer >= {minimum}, got {raw!r:.40}."]})
+        return value
+
+    def get_limit(self, request):
+        limit = self._int(request, self.limit_query_param, minimum=1)
+        return self.default_limit if limit is None else min(limit, self.max_limit)
+
+    def get_offset(self, request):
+        return self._int(request, self.offset_query_param, minimum=0) or 0
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            minimum = {self.limit_query_param: 1, self.offset_query_param: 0}.get(parameter["name"])
+            if minimum is not None:
+                parameter["schema"] = {**parameter["schema"], "minimum": minimum}
+        return parameters
 
 
 def is_platform_admin(user) -> bool:

@@ -5,6 +5,18 @@ Both are derived from the generated paths, so a new route gets them without a ha
 - **Path parameters** say what their URL converter matches (``int``: ``minimum: 0``; ``slug``: its
   pattern): a value outside it is not one of these routes at all.
 - **Closed request bodies**: a serializer marked ``reject_unknown_fields`` is ``additionalProperties: false``.
+- **Whole PATCH bodies**: drf-spectacular documents every PATCH body as partial (nothing required); a
+  serializer marked ``validated_whole`` is validated whole by its view, so its required fields stay required.
+- **Blank and empty**: a trimmed CharField that may not be blank has a pattern that needs a character
+  other than whitespace (as ``str.strip()`` sees it); a ListField that may not be empty has ``minItems: 1``.
+- **Rules across fields**: a serializer's ``schema_rules`` (JSON Schema keywords: ``oneOf``, ``not``, ...)
+  are merged into its request schema, next to the ``validate()`` that checks them.
+- **Form bodies carry no null**: a form field is text, and DRF reads an empty one as null; the form
+  media types of a body get a copy of its schema without ``nullable`` (a client that sends the JSON
+  spelling ``null`` in a form sends the string "null"), and a required list has at least one item
+  (an empty one is no field at all) and a boolean is never required (a form leaves out a false
+  checkbox, and DRF reads a missing one as false). A body with a JSON object field is not offered as
+  x-www-form-urlencoded (OpenAPI's form encoding flattens an object; DRF reads JSON text).
 - **No NUL**: free-text strings of request bodies and query parameters carry a pattern that refuses
   NUL (PostgreSQL text cannot hold one; the API answers 400).
 - **Error responses.** Every error is ``{"detail", "errors"?}`` (config/exceptions.py). Documented per
@@ -147,6 +159,8 @@ def _links(path, operation, item_pointer: str, properties: dict, operations: lis
                 parameters = {new[0]: f"$response.body#{item_pointer}/{new[0]}"}
             elif new[0].endswith("_id") and "id" in nested.get("properties", {}):  # {"assignment": {"id"}}
                 parameters = {new[0]: f"$response.body#{item_pointer}/{new[0].removesuffix('_id')}/id"}
+            elif new[0].endswith("_id") and nested.get("type") == "integer":  # a run's {"round": 3}
+                parameters = {new[0]: f"$response.body#{item_pointer}/{new[0].removesuffix('_id')}"}
             else:
                 continue
         links[target["operationId"]] = {"operationId": target["operationId"], "parameters": parameters}
@@ -159,15 +173,116 @@ def _subclasses(cls):
         yield from _subclasses(sub)
 
 
-def _close_strict_inputs(components: dict) -> None:
-    """Serializers with ``reject_unknown_fields = True`` answer 400 to a key they do not declare: say so."""
+def _request_components(cls, components: dict):
+    name = cls.__name__.removesuffix("Serializer")
+    for component in (f"{name}Request", f"Patched{name}Request"):
+        if components.get(component, {}).get("type") == "object":
+            yield component, components[component]
+
+
+def _describe_inputs(components: dict) -> None:
+    """What request serializers say about themselves beyond their fields (see the module docstring):
+    ``reject_unknown_fields`` (a key they do not declare is a 400), ``validated_whole`` (a PATCH
+    still requires the required fields) and ``schema_rules`` (rules across fields)."""
     for cls in _subclasses(serializers.Serializer):
-        if not getattr(cls, "reject_unknown_fields", False):
+        for name, component in _request_components(cls, components):
+            if getattr(cls, "reject_unknown_fields", False):
+                component["additionalProperties"] = False
+            fields = cls().fields
+            if getattr(cls, "validated_whole", False) and name.startswith("Patched"):
+                required = [n for n, f in fields.items() if f.required and not f.read_only]
+                if required:
+                    component["required"] = required
+            _field_rules(fields, component.get("properties", {}))
+            rules = getattr(cls, "schema_rules", {})
+            for keyword, value in (rules() if callable(rules) else rules).items():
+                component[keyword] = value
+
+
+# Python's whitespace, as str.strip() (DRF's trim_whitespace) sees it: wider than a pattern's \s.
+PY_SPACE = r"\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK_PATTERN = rf"^[^\x00]*[^\x00{PY_SPACE}][^\x00]*$"
+
+
+def _field_rules(fields: dict, properties: dict) -> None:
+    """What DRF checks on a field that drf-spectacular leaves out: a trimmed CharField that may not be
+    blank needs a character other than whitespace (and no NUL); a list that may not be empty, an item."""
+    for name, field in fields.items():
+        schema = properties.get(name)
+        if field.read_only or not isinstance(schema, dict):
             continue
-        name = cls.__name__.removesuffix("Serializer")
-        for component in (f"{name}Request", f"Patched{name}Request"):
-            if components.get(component, {}).get("type") == "object":
-                components[component]["additionalProperties"] = False
+        if (
+            isinstance(field, serializers.CharField)
+            and field.trim_whitespace
+            and not field.allow_blank
+            and schema.get("type") == "string"
+            and not {"pattern", "format", "enum"} & set(schema)
+        ):
+            schema["pattern"] = NOT_BLANK_PATTERN
+        if isinstance(field, serializers.ListField) and not field.allow_empty and schema.get("type") == "array":
+            schema["minItems"] = max(1, schema.get("minItems", 0))
+
+
+FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _without_null(schema):
+    """``schema`` for a form field: no ``nullable``, no ``NullEnum`` alternative."""
+    if isinstance(schema, list):
+        return [_without_null(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _without_null(value) for key, value in schema.items() if key != "nullable"}
+    for keyword in ("oneOf", "anyOf"):
+        if keyword in out:
+            options = [o for o in out[keyword] if o != {"$ref": f"#/components/schemas/{NULL_ENUM}"}]
+            if len(options) == 1 and set(out) == {keyword}:
+                return options[0]
+            out[keyword] = options
+    return out
+
+
+NULL_ENUM = "NullEnum"
+
+
+def _has_object_field(schema: dict, components: dict) -> bool:
+    for prop in _resolve(schema, components).get("properties", {}).values():
+        prop = _resolve(prop, components)
+        if prop.get("type") == "object" or _resolve(prop.get("items", {}), components).get("type") == "object":
+            return True
+    return False
+
+
+def _form_bodies(operations: list, components: dict) -> None:
+    """Form media types of a body whose schema has a nullable field reference a copy without null.
+    A body with a JSON object field is not offered as x-www-form-urlencoded: DRF reads such a field as
+    JSON text, OpenAPI's form encoding flattens an object into its keys (multipart sends it as JSON)."""
+    for _path, _method, operation in operations:
+        content_types = operation.get("requestBody", {}).get("content", {})
+        urlencoded = content_types.get("application/x-www-form-urlencoded")
+        if urlencoded and len(content_types) > 1 and _has_object_field(urlencoded.get("schema", {}), components):
+            del content_types["application/x-www-form-urlencoded"]
+        for media_type, content in content_types.items():
+            ref = content.get("schema", {}).get("$ref", "")
+            if media_type not in FORM_MEDIA_TYPES or not ref:
+                continue
+            name = ref.rsplit("/", 1)[-1]
+            form = _without_null(components[name])
+            for field in form.get("required", []):  # a form says an empty list by leaving the field out
+                prop = form.get("properties", {}).get(field, {})
+                if prop.get("type") == "array":
+                    prop["minItems"] = max(1, prop.get("minItems", 0))
+            # ... and false by leaving a checkbox out: DRF reads a missing boolean as false.
+            booleans = {n for n, p in form.get("properties", {}).items() if p.get("type") == "boolean"}
+            if booleans & set(form.get("required", [])):
+                form["required"] = [n for n in form["required"] if n not in booleans]
+                if not form["required"]:
+                    del form["required"]
+            if form == components[name]:
+                continue
+            form_name = f"{name.removesuffix('Request')}FormRequest"
+            components.setdefault(form_name, form)
+            content["schema"] = {"$ref": f"#/components/schemas/{form_name}"}
 
 
 # PostgreSQL text refuses NUL: DRF's CharField answers 400 to one, and so does every query parameter
@@ -181,14 +296,23 @@ def _refuse_nul(schema: dict) -> None:
         schema["pattern"] = NO_NUL_PATTERN
     for value in schema.get("properties", {}).values():
         _refuse_nul(value)
-    if isinstance(schema.get("items"), dict):
-        _refuse_nul(schema["items"])
+    for keyword in ("items", "additionalProperties"):
+        if isinstance(schema.get(keyword), dict):
+            _refuse_nul(schema[keyword])
+    for keyword in ("oneOf", "anyOf", "allOf"):
+        for option in schema.get(keyword, []):
+            _refuse_nul(option)
+
+
+def _requires_fields(schema: dict, components: dict) -> bool:
+    schema = _resolve(schema, components)
+    return bool(schema.get("required")) or any(option.get("required") for option in schema.get("oneOf", []))
 
 
 def postprocess(result, generator, request, public):
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components.setdefault(ERROR_COMPONENT, ERROR_SCHEMA)
-    _close_strict_inputs(components)
+    _describe_inputs(components)
     for name, component in components.items():
         if name.endswith("Request"):
             _refuse_nul(component)
@@ -200,7 +324,11 @@ def postprocess(result, generator, request, public):
         for method, operation in item.items()
         if method in METHODS
     ]
+    _form_bodies(operations, components)
     for path, method, operation in operations:
+        body = operation.get("requestBody")
+        if body and any(_requires_fields(c.get("schema", {}), components) for c in body["content"].values()):
+            body["required"] = True  # a body with required fields (a PATCH drf-spectacular made partial too)
         for parameter in operation.get("parameters", []):
             # Django's <int:...> matches digits only: a negative id is not one of these routes at all.
             schema = parameter.get("schema", {})

@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from config.views import frontend_index
 from labeling.apis.auth import TokenApi
 
+handler404 = "config.views.not_found"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/token/", TokenApi.as_view(), name="api-token"),

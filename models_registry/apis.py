@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import Paginated, ordered, ordering_parameter, reject_unknown_params
-from models_registry import selectors, services, storage
+from models_registry import hub, selectors, services, storage
 from models_registry.access import (
     require_manager,
     require_model_writer,
@@ -226,6 +226,31 @@ class ModelImportSourceField(serializers.ChoiceField):
         return super().to_internal_value(data)
 
 
+# hub.validate_hub_id: HUB_ID_RE, and no "..".
+HUB_ID_PATTERN = "^(?!.*\\.\\.)" + hub.HUB_ID_RE.pattern.removeprefix("^")
+
+# What services.clean_tags accepts, for the schema: a tag, lowercased once surrounding whitespace is
+# trimmed (as DRF's CharField does), matches TAG_RE; at most MAX_TAGS distinct ones.
+TAG_PATTERN = r"^[\t\n\v\f\r ]*[A-Za-z0-9][A-Za-z0-9._:+/=-]{0,63}[\t\n\v\f\r ]*$"
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "string", "pattern": TAG_PATTERN},
+        "maxItems": services.MAX_TAGS,
+        "description": "Tags: 1-64 characters among a-z 0-9 . _ : + / = - (lowercased).",
+    }
+)
+class TagsField(serializers.ListField):
+    child = serializers.CharField()
+
+
+@extend_schema_field({"type": "string", "pattern": HUB_ID_PATTERN})
+class HubIdField(serializers.CharField):
+    """Checked by the service (hub.validate_hub_id); its rule, for the schema."""
+
+
 # --- views ---
 
 MODEL_ORDERING = ("id", "name", "task", "created_at")
@@ -296,6 +321,7 @@ class ModelListCreateApi(Paginated, APIView):
 class ModelDetailApi(APIView):
     class ModelPatchInput(serializers.Serializer):
         reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
+        validated_whole = True  # the PATCH body is validated whole: `shared` is required (config/openapi.py)
         shared = serializers.BooleanField(help_text=SHARED_HELP)
 
         def validate(self, attrs):
@@ -327,14 +353,19 @@ class ModelImportApi(APIView):
 
     class ModelImportInput(serializers.Serializer):
         reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
-        name = serializers.CharField(max_length=100, help_text="The registered model; created on its first version.")
+        name = serializers.RegexField(
+            NAME_RE,
+            max_length=100,
+            error_messages={"invalid": model_name_validator.message},
+            help_text="The registered model; created on its first version.",
+        )
         task = serializers.ChoiceField(choices=Task.choices)
         source = ModelImportSourceField(choices=[("dir", "dir"), ("hub", "hub")])
         path = serializers.CharField(required=False, help_text="source=dir: a folder on the server.")
-        hub_id = serializers.CharField(required=False, help_text="source=hub: 'org/name'.")
+        hub_id = HubIdField(required=False, help_text="source=hub: 'org/name'.")
         revision = serializers.CharField(required=False, allow_null=True, default=None)
         description = serializers.CharField(required=False, allow_blank=True, default="")
-        tags = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+        tags = TagsField(required=False, default=list)
         base_version = serializers.IntegerField(
             min_value=1,
             required=False,
@@ -346,6 +377,14 @@ class ModelImportApi(APIView):
             min_value=1, required=False, allow_null=True, default=None, help_text=SCOPE_HELP
         )
         shared = serializers.BooleanField(required=False, default=False, help_text=SHARED_HELP)
+
+        # validate()'s rule, in the schema (config/openapi.py): each source needs its own field.
+        schema_rules = {
+            "oneOf": [
+                {"properties": {"source": {"enum": ["dir"]}}, "required": ["path"]},
+                {"properties": {"source": {"enum": ["hub"]}}, "required": ["hub_id"]},
+            ]
+        }
 
         def validate(self, attrs):
             _strict(self, attrs)
@@ -422,7 +461,8 @@ class ModelVersionListApi(Paginated, APIView):
 class ModelVersionDetailApi(APIView):
     class ModelVersionPatchInput(serializers.Serializer):
         reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
-        tags = serializers.ListField(child=serializers.CharField(), allow_empty=True)
+        validated_whole = True  # the PATCH body is validated whole: `tags` is required (config/openapi.py)
+        tags = TagsField(allow_empty=True, help_text="The new tags; they replace the old ones.")
 
         def validate(self, attrs):
             return _strict(self, attrs)

@@ -157,6 +157,16 @@ EXPECTED: dict[str, dict[str, object]] = {
     f"GET {P}snapshots/<int:snapshot_id>/": reviewers(200),
     f"GET {P}snapshots/<int:snapshot_id>/download/": reviewers(),
     f"POST {P}generate/": admins(),
+    f"POST {P}evaluations/": admins(),
+    # side-by-side evaluations: their project's reviewers and admins (labelers label them blind)
+    "GET api/evaluations/": signed_in(200),
+    "GET api/evaluations/<int:evaluation_id>/": run_readers(200),
+    "GET api/evaluations/<int:evaluation_id>/results/": run_readers(200),
+    "POST api/evaluations/<int:evaluation_id>/publish/": model_admins(200),
+    # rounds of the loop: like runs, their project's reviewers and admins
+    f"GET {P}rounds/": reviewers(200),
+    f"POST {P}rounds/": admins(),
+    "GET api/rounds/<int:round_id>/": run_readers(200),
     # a labeler's own lease: everyone else is told it does not exist
     "POST api/assignments/<int:assignment_id>/ranking/": rule(403, anonymous=401, labeler=OK),
     "POST api/assignments/<int:assignment_id>/skip/": rule(403, anonymous=401, labeler=OK),
@@ -170,6 +180,7 @@ EXPECTED: dict[str, dict[str, object]] = {
     "GET api/runs/<int:run_id>/metrics/": run_readers(200),
     "GET api/runs/<int:run_id>/revisions/": run_readers(200),
     "POST api/runs/<int:run_id>/cancel/": run_readers(),
+    "GET api/runs/<int:run_id>/guard/": run_readers(200),  # the world's run is an RLHF run
     # the registry (the fixture's model was made by the project's run)
     "GET api/models/": signed_in(200),
     "POST api/models/": staff_and_admins(),

@@ -17,8 +17,9 @@ from labeling.services.snapshots import snapshot_create
 from labeling.services.templates import template_create
 from models_registry.models import ModelAlias, ModelVersion, RegisteredModel
 from tests.labeling.factories import add_comparisons
+from tests.labeling.sxs_factories import make_evaluation
 from tests.training.conftest import rows_jsonl
-from training.models import TrainingRun
+from training.models import Round, TrainingRun
 
 ROLES = ("anonymous", "outsider", "staff", "labeler", "reviewer", "project_admin", "platform_admin")
 
@@ -69,7 +70,7 @@ def world_create(make_user) -> World:
     constitution = constitution_ensure_default(project=project, created_by=admin)
     with transaction.atomic():
         snapshot = snapshot_create(project=project, created_by=admin)
-    run = TrainingRun.objects.create(kind="generate", config={}, project=project, created_by=admin)
+    run = TrainingRun.objects.create(kind="rlhf", config={}, project=project, created_by=admin)
     lease = assignment_next(project_id=project.pk, labeler=users["labeler"])
     assert lease is not None
 
@@ -86,6 +87,17 @@ def world_create(make_user) -> World:
     folder = settings.ARTIFACT_ROOT / version.artifact_path
     folder.mkdir(parents=True)
     (folder / "config.json").write_text("{}")
+    # A side-by-side evaluation of v1 against v2: its project copies the members (and their roles).
+    second = ModelVersion.objects.create(
+        model=model, version=2, artifact_path="models/world-policy/2", format="hf-folder", project=project
+    )
+    (settings.ARTIFACT_ROOT / second.artifact_path).mkdir(parents=True)
+    (settings.ARTIFACT_ROOT / second.artifact_path / "config.json").write_text("{}")
+    project.prompt_template = template
+    project.save(update_fields=["prompt_template"])
+    evaluation = make_evaluation(project, admin, [version, second], dataset, split=None, limit=2)
+    round_ = Round.objects.create(project=project, number=1, base_version=version, created_by=admin)
+    TrainingRun.objects.filter(pk=run.pk).update(round=round_)
 
     ids = {
         "project_id": project.pk,
@@ -99,5 +111,7 @@ def world_create(make_user) -> World:
         "model_id": model.pk,
         "alias": "candidate",
         "user_id": users["labeler"].pk,
+        "evaluation_id": evaluation.pk,
+        "round_id": round_.pk,
     }
     return World(users=users, ids=ids, constitution_version=constitution.version, model_version=version.version)

@@ -8,7 +8,7 @@ the workers in a config. Configs are validated here with the same config classes
 one is a 400 naming the field.
 """
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.parsers import JSONParser
@@ -23,6 +23,7 @@ from training import access as run_access
 from training import selectors
 from training.models import CritiqueRevision, RunEventType, RunKind, RunState, TrainingRun
 from training.services import generation as generation_services
+from training.services import rounds as round_services
 from training.services import run_inputs
 from training.services import runs as run_services
 
@@ -68,6 +69,7 @@ class RunOutput(serializers.ModelSerializer):
             "pid",
             "heartbeat_at",
             "last_seq",
+            "round",
             "created_by",
             "created_at",
             "started_at",
@@ -84,9 +86,137 @@ class RunPage(serializers.Serializer):
 
 RUN_ORDERING = ("id", "created_at", "finished_at", "state", "kind")
 
+# --- What a config and inputs may hold, for the schema: read off the config classes (as GET
+# /api/runs/kinds/ is), so it cannot drift. Keys and JSON types are checked by BaseConfig.from_dict
+# (training.ml.configs._check_type), the common bounds by check_common_bounds; each class's
+# validate() (other bounds, rules across fields) is beyond this description.
+_CONFIG_TYPES = {
+    "int": {"type": "integer"},
+    "float": {"type": "number"},
+    "str": {"type": "string"},
+    "bool": {"type": "boolean"},
+    "list[str]": {"type": "array", "items": {"type": "string"}},
+    "dict": {"type": "object", "additionalProperties": True},
+}
+
+
+def _config_field_schema(name: str, spelled: str) -> dict:
+    from training.ml.configs import COMMON_BOUNDS
+
+    schema = dict(_CONFIG_TYPES.get(spelled.removesuffix(" | None"), {}))
+    if name in COMMON_BOUNDS:
+        schema["minimum"], schema["maximum"] = COMMON_BOUNDS[name]
+    if spelled.endswith(" | None"):
+        schema["nullable"] = True
+    return schema
+
+
+def config_schema(config_class, names: tuple[str, ...] | None = None) -> dict:
+    """A config class's fields (or ``names`` of them) as a closed JSON object schema."""
+    import dataclasses
+
+    fields = [f for f in dataclasses.fields(config_class) if names is None or f.name in names]
+    properties = {
+        f.name: _config_field_schema(f.name, f.type.__name__ if isinstance(f.type, type) else str(f.type))
+        for f in fields
+    }
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+_ID = {"type": "integer", "minimum": 1, "nullable": True}
+# Each input by name, as training.services.run_inputs and .cai read it (null is leaving it out).
+INPUT_SCHEMAS = {
+    "base_version": _ID,
+    "dataset": _ID,
+    "template": _ID,
+    "snapshot": _ID,
+    "cai_run": _ID,
+    "reward_version": _ID,
+    "kl_base_version": _ID,
+    "constitution": {**_ID, "description": "A version number of the project's constitution."},
+    "limit": _ID,
+    "templates": {"type": "array", "items": {"type": "integer", "minimum": 1}, "nullable": True},
+    "split": {"type": "string", "enum": Split.values, "nullable": True},
+    "target_field": {"type": "string", "nullable": True},
+    "reference_field": {"type": "string", "nullable": True},
+    "output_model": {"type": "string", "nullable": True},
+    "then_sft": {
+        "type": "object",
+        "properties": {"config": {"type": "object"}, "output_model": {"type": "string"}},
+        "additionalProperties": False,
+        "nullable": True,
+    },
+}
+
+
+def _model_source() -> dict:
+    """run_inputs.resolve_inputs: the model comes from inputs.base_version (and then the config may not
+    set the fields it fills) or, for platform admins, from config.model_path."""
+    filled = run_inputs.FILLS["base_version"]
+    return {
+        "oneOf": [
+            {
+                "required": ["inputs"],
+                "properties": {
+                    "inputs": {"required": ["base_version"], "properties": {"base_version": {"type": "integer"}}},
+                    "config": {"not": {"anyOf": [{"required": [name]} for name in filled]}},
+                },
+            },
+            {
+                "required": ["config"],
+                "properties": {
+                    # resolve_inputs reads an empty model_path as none given
+                    "config": {"required": ["model_path"], "properties": {"model_path": {"minLength": 1}}},
+                    "inputs": {"not": {"required": ["base_version"]}},
+                },
+            },
+        ]
+    }
+
+
+def run_body_rules() -> dict:
+    """One branch per kind: its config (closed, typed, its required fields), its inputs (closed) and
+    where its model comes from; a constitutional-AI run names its project (the constitution's)."""
+    import dataclasses
+
+    from training.ml.configs import available_configs
+
+    kinds = {entry["kind"]: entry for entry in selectors.run_kinds()}
+    branches = []
+    for kind, config_class in sorted(available_configs().items()):
+        config = config_schema(config_class)
+        branch = {"properties": {"kind": {"enum": [kind]}, "config": config}}
+        if kind not in kinds:  # no inputs (generate): the config names everything
+            required = [
+                f.name
+                for f in dataclasses.fields(config_class)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            ]
+            config["required"] = required
+            branches.append(branch)
+            continue
+        known = kinds[kind]["inputs"]
+        required = [f["name"] for f in kinds[kind]["config"] if f["required"]]
+        if required:
+            config["required"] = required
+        if "constitution" in known:  # always from the project's constitution, which needs the project
+            for name in run_inputs.FILLS["constitution"]:
+                config["properties"].pop(name, None)
+            branch["required"] = ["project"]
+            branch["properties"]["project"] = {"type": "integer"}
+        branch["properties"]["inputs"] = {
+            "type": "object",
+            "properties": {name: INPUT_SCHEMAS.get(name, {}) for name in known},
+            "additionalProperties": False,
+        }
+        branch["allOf"] = [_model_source()]
+        branches.append(branch)
+    return {"oneOf": branches}
+
 
 class RunCreateInput(serializers.Serializer):
     reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
+    schema_rules = staticmethod(run_body_rules)  # per kind: its config and inputs (config/openapi.py)
     kind = serializers.ChoiceField(choices=RunKind.choices)
     config = JSONObjectField(help_text="The kind's config; unknown or bad options are refused, by name.")
     inputs = JSONObjectField(
@@ -95,6 +225,9 @@ class RunCreateInput(serializers.Serializer):
         help_text="What the run reads, by id: base_version, snapshot, dataset, template, ... (see the kind).",
     )
     project = serializers.IntegerField(required=False, allow_null=True, default=None)
+    round = serializers.IntegerField(
+        min_value=1, required=False, allow_null=True, default=None, help_text="A round of the project it joins."
+    )
 
     def validate_config(self, value):
         if not isinstance(value, dict):
@@ -139,15 +272,18 @@ class RunListCreateApi(Paginated, APIView):
     def get(self, request):
         reject_unknown_params(request, allowed=("kind", "state", "project"))
         runs = selectors.runs_for_user(user=request.user)
-        if value := request.query_params.get("kind"):
+        # An empty filter is a 400 like any other value it does not name (not "no filter").
+        if (value := request.query_params.get("kind")) is not None:
             if value not in RunKind.values:
                 raise ValidationError({"kind": [f"Unknown kind {value!r}; use one of {', '.join(RunKind.values)}."]})
             runs = runs.filter(kind=value)
-        if value := request.query_params.get("state"):
+        if (value := request.query_params.get("state")) is not None:
             if value not in RunState.values:
                 raise ValidationError({"state": [f"Unknown state {value!r}; use one of {', '.join(RunState.values)}."]})
             runs = runs.filter(state=value)
-        if request.query_params.get("project"):
+        if "project" in request.query_params:
+            if not request.query_params["project"]:
+                raise ValidationError({"project": ["Must be a project id, got ''."]})
             runs = runs.filter(project_id=_int_param(request, "project", default=0, minimum=1))
         runs = ordered(runs, request, allowed=RUN_ORDERING, default="-id")
         return paginate(self, request, runs, RunOutput)
@@ -163,6 +299,7 @@ class RunListCreateApi(Paginated, APIView):
         run_access.only_platform_admins_name_paths(
             request.user, values["config"], run_access.path_fields(values["kind"])
         )
+        round_ = round_services.round_for_project(project=project, round_id=values["round"])
         run = run_inputs.run_start(
             kind=values["kind"],
             config=values["config"],
@@ -170,6 +307,7 @@ class RunListCreateApi(Paginated, APIView):
             project=project,
             created_by=request.user,
         )
+        round_services.run_join(round_=round_, run=run)
         return Response(RunOutput(run).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -364,6 +502,17 @@ class RunMetricsApi(APIView):
         return Response(RunMetricsOutput({"run": run.pk, "state": run.state, "series": series}).data)
 
 
+def _generation_params_schema() -> dict:
+    from training.ml.configs import GenerateConfig
+
+    return config_schema(GenerateConfig, generation_services.GENERATION_PARAMS)
+
+
+@extend_schema_field(_generation_params_schema())
+class GenerationParamsField(JSONObjectField):
+    """Overrides of the project's generation_config: GenerateConfig fields, by name."""
+
+
 class RunGenerateInput(serializers.Serializer):
     reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
     dataset = serializers.IntegerField(help_text="A dataset of this project.")
@@ -394,7 +543,7 @@ class RunGenerateInput(serializers.Serializer):
     k = serializers.IntegerField(
         required=False, allow_null=True, default=None, help_text="Defaults to the project's K."
     )
-    generation = JSONObjectField(
+    generation = GenerationParamsField(
         required=False,
         default=dict,
         help_text="Overrides of the project's generation_config: " + ", ".join(generation_services.GENERATION_PARAMS),

@@ -1,6 +1,9 @@
 """Small pieces every labeling API shares: project access (and, from config.api, allow-listed
 filters and orderings, pagination)."""
 
+import re
+
+from drf_spectacular.utils import OpenApiRequest
 from rest_framework.views import APIView
 
 from config.api import Paginated, ordered, paginate, reject_unknown_params
@@ -22,4 +25,24 @@ class ProjectAPIView(APIView):
         return project_access(user=request.user, project_id=project_id, at_least=role)
 
 
-__all__ = ["Paginated", "ProjectAPIView", "ordered", "paginate", "reject_unknown_params"]
+def upload_request(serializer, *, extensions: tuple[str, ...], example: str) -> dict:
+    """The multipart body of an import whose reader is picked by the ``file`` part's extension (any
+    case): the part's Content-Disposition says which names it takes (a pattern) and gives one that
+    works (an example, which is also the name Schemathesis sends)."""
+    spelled = (
+        "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in e.removeprefix("."))
+        for e in extensions
+    )
+    disposition = {
+        "description": f"The file's name ends in {' or '.join(extensions)}: the import reads it by its extension.",
+        "schema": {"type": "string", "pattern": f'^form-data; name="file"; filename="[^"]*\\.({"|".join(spelled)})"$'},
+        "example": f'form-data; name="file"; filename="{example}"',
+    }
+    return {
+        "multipart/form-data": OpenApiRequest(
+            serializer, encoding={"file": {"headers": {"Content-Disposition": disposition}}}
+        )
+    }
+
+
+__all__ = ["Paginated", "ProjectAPIView", "ordered", "paginate", "reject_unknown_params", "upload_request"]

@@ -6,7 +6,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from config.exceptions import ServiceError
-from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
+from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params, upload_request
 from labeling.models import Comparison, LabelSource, Ranking, Role
 from labeling.services.comparisons import comparisons_import
 from labeling.services.preferences import preferences_import
@@ -24,6 +24,9 @@ class ComparisonOutput(serializers.ModelSerializer):
     class Meta:
         model = Comparison
         fields = ("id", "prompt", "split", "is_gold", "gold", "label_count", "metadata", "created_at", "completions")
+
+
+JSONL_EXTENSIONS = (".jsonl", ".ndjson", ".json")  # labeling.services.comparisons.iter_jsonl_upload
 
 
 class UploadInput(serializers.Serializer):
@@ -61,7 +64,7 @@ class ComparisonListImportApi(Paginated, ProjectAPIView):
         return paginate(self, request, comparisons, ComparisonOutput)
 
     @extend_schema(
-        request={"multipart/form-data": UploadInput},
+        request=upload_request(UploadInput, extensions=JSONL_EXTENSIONS, example="comparisons.jsonl"),
         responses={201: dict},
         summary="Import JSONL lines {prompt, completions: [K], split?, metadata?, gold?: {ranks, failed}}",
     )
@@ -81,7 +84,7 @@ class PreferenceImportApi(ProjectAPIView):
     parser_classes = [MultiPartParser]
 
     @extend_schema(
-        request={"multipart/form-data": PreferenceImportInput},
+        request=upload_request(PreferenceImportInput, extensions=JSONL_EXTENSIONS, example="pairs.jsonl"),
         responses={201: dict},
         summary="Import labelled pairs: HH-RLHF {chosen, rejected} transcripts or {prompt, chosen, rejected}",
     )

@@ -1,11 +1,14 @@
 """A project's constitution: list versions (members), save a new version (admins), the shipped default."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
+from config.api import NUL_MESSAGE, _has_nul
+from config.openapi import NOT_BLANK_PATTERN
+from labeling import principles as principle_rules
 from labeling.apis.common import Paginated, ProjectAPIView, paginate, reject_unknown_params
 from labeling.models import Constitution, Role
 from labeling.principles import DEFAULT_PRINCIPLES
@@ -29,9 +32,40 @@ class ConstitutionOutput(serializers.ModelSerializer):
         fields = ("id", "project", "version", "principles", "note", "created_by", "created_at")
 
 
+# What labeling.principles.validate_principles accepts, for the schema: 1..MAX_PRINCIPLES objects with
+# exactly the five fields, each a string of at most MAX_TEXT characters that is not only whitespace, the
+# key a slug; no NUL (jsonb). (That keys are unique across principles is beyond a JSON Schema.)
+_TEXT = {"type": "string", "pattern": NOT_BLANK_PATTERN, "maxLength": principle_rules.MAX_TEXT}
+PRINCIPLES_SCHEMA = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": principle_rules.MAX_PRINCIPLES,
+    "items": {
+        "type": "object",
+        "properties": {
+            name: {**_TEXT, "pattern": principle_rules.KEY_PATTERN.pattern} if name == "key" else _TEXT
+            for name in principle_rules.FIELDS
+        },
+        "required": list(principle_rules.FIELDS),
+        "additionalProperties": False,
+    },
+}
+
+
+@extend_schema_field(PRINCIPLES_SCHEMA)
+class PrinciplesField(serializers.JSONField):
+    """Any JSON here; the service validates it (one validator for the API and training/ml), and its
+    errors name the principle field. A NUL is a 400 here: jsonb cannot store one."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if _has_nul(value):
+            raise serializers.ValidationError(f"A key or string {NUL_MESSAGE}")
+        return value
+
+
 class ConstitutionInput(serializers.Serializer):
-    # Validated by the service (one validator for the API and training/ml): errors name the principle field.
-    principles = serializers.JSONField(help_text="[{key, name, critique_request, revision_request, choice_question}]")
+    principles = PrinciplesField(help_text="[{key, name, critique_request, revision_request, choice_question}]")
     note = serializers.CharField(max_length=500, required=False, allow_blank=True, help_text="What changed.")
 
 

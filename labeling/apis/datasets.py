@@ -10,7 +10,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from config.api import ordering_parameter
-from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
+from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params, upload_request
 from labeling.models import Dataset, PromptRow, Role, Split
 from labeling.selectors.datasets import dataset_rows, datasets_for_project
 from labeling.services import datasets as services
@@ -67,7 +67,9 @@ class DatasetListCreateApi(Paginated, ProjectAPIView):
         return paginate(self, request, datasets, DatasetOutput)
 
     @extend_schema(
-        request={"multipart/form-data": DatasetUploadInput},
+        request=upload_request(
+            DatasetUploadInput, extensions=(".jsonl", ".ndjson", ".json", ".csv"), example="rows.jsonl"
+        ),
         responses={201: DatasetOutput},
         description=(
             "Import a JSONL or CSV file, streamed and atomic: a bad file imports nothing and the error names the "

@@ -7,7 +7,7 @@ shapes in the OpenAPI schema, and tests check the responses against them.
 
 from dataclasses import asdict
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import JSONParser
@@ -56,14 +56,38 @@ MAX_COMMENT = 10_000
 MAX_TIME_MS = 86_400_000
 
 
+# The shapes labeling.ranking_rules reads; which completions (the lease's comparison's) and the ranks'
+# range (1..K) are the comparison's.
+_RANK = {"type": "integer", "minimum": 1}
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "object", "additionalProperties": _RANK, "description": "{completion_id: rank}"},
+            {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"completion": {"type": "integer"}, "rank": _RANK},
+                    "required": ["completion", "rank"],
+                },
+            },
+        ]
+    }
+)
+class RanksField(serializers.JSONField):
+    pass
+
+
 class OrderInput(serializers.Serializer):
-    ranks = serializers.JSONField(help_text="{completion_id: rank} (1 is best; ties allowed) or [{completion, rank}]")
+    ranks = RanksField(help_text="{completion_id: rank} (1 is best; ties allowed) or [{completion, rank}]")
     failed = serializers.ListField(child=serializers.IntegerField(), required=False, default=list)
 
 
 class RankingInput(serializers.Serializer):
     reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
-    ranks = serializers.JSONField(required=False, help_text="{completion_id: rank}; omit when ranking per criterion")
+    ranks = RanksField(required=False, help_text="{completion_id: rank}; omit when ranking per criterion")
     failed = serializers.ListField(child=serializers.IntegerField(), required=False, default=list)
     criteria = serializers.DictField(child=OrderInput(), required=False, help_text="{criterion_id: {ranks, failed}}")
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=MAX_COMMENT)

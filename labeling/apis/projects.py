@@ -6,6 +6,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import JSONObjectField
 from labeling.access import can_create_projects, is_platform_admin
 from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
 from labeling.models import AlignmentCriterion, Membership, Project, Role
@@ -69,6 +70,7 @@ class ProjectOutput(serializers.ModelSerializer):
         fields = (
             "id",
             "name",
+            "kind",
             "instructions",
             "completions_per_prompt",
             "overlap",
@@ -100,7 +102,7 @@ class ProjectInput(serializers.Serializer):
         min_value=0.0, max_value=1.0, required=False, help_text="Share of AI-labeled comparisons kept for humans."
     )
     rank_per_criterion = serializers.BooleanField(required=False)
-    generation_config = serializers.JSONField(required=False)
+    generation_config = JSONObjectField(required=False)
     generation_model = serializers.PrimaryKeyRelatedField(
         queryset=ModelVersion.objects.select_related("model"),
         required=False,
@@ -119,11 +121,6 @@ class ProjectInput(serializers.Serializer):
             raise serializers.ValidationError(f"There is no model version {value.pk} you can use in {where}.")
         if value.model.task != "causal-lm":
             raise serializers.ValidationError(f"{value.model.name} v{value.version} is not a causal-lm model.")
-        return value
-
-    def validate_generation_config(self, value):
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Must be a JSON object.")
         return value
 
 

@@ -8,6 +8,7 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
@@ -51,7 +52,7 @@ class SnapshotOutput(serializers.ModelSerializer):
 
 @extend_schema_field(
     {
-        "oneOf": [{"type": "integer"}, {"type": "string", "enum": [conversion.OVERALL]}],
+        "oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "enum": [conversion.OVERALL]}],
         "nullable": True,
         "description": "A criterion id, 'overall' (orders made without a criterion), or null for every criterion.",
     }
@@ -72,6 +73,7 @@ class CriterionOptionField(serializers.Field):
 
 
 class SnapshotInput(serializers.Serializer):
+    reject_unknown_fields = True  # validate() refuses unknown options: additionalProperties: false (config/openapi.py)
     mode = serializers.ChoiceField(choices=conversion.MODES, default=conversion.PER_LABELER)
     criterion = CriterionOptionField(required=False, allow_null=True, default=None)
     min_agreement = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
@@ -121,7 +123,11 @@ class SnapshotListCreateApi(Paginated, ProjectAPIView):
         access = self.access(request, project_id)
         reject_unknown_params(request, allowed=("status",))
         snapshots = PreferenceSnapshot.objects.filter(project=access.project)
-        if value := request.query_params.get("status"):
+        if (value := request.query_params.get("status")) is not None:
+            if value not in SnapshotStatus.values:
+                raise ValidationError(
+                    {"status": [f"Unknown status {value!r:.40}; use one of {', '.join(SnapshotStatus.values)}."]}
+                )
             snapshots = snapshots.filter(status=value)
         snapshots = ordered(snapshots, request, allowed=("id", "version", "created_at", "status"), default="-version")
         return paginate(self, request, snapshots, SnapshotOutput)

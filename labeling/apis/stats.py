@@ -1,6 +1,5 @@
 """GET /api/projects/{id}/stats/: progress, agreement, per-labeler quality."""
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -114,7 +113,7 @@ class ProjectStatsApi(ProjectAPIView):
         parameters=[
             OpenApiParameter(
                 "criterion",
-                OpenApiTypes.INT,
+                {"type": "integer", "minimum": 1},
                 description="Statistics for this criterion's orders only; without it, every order counts.",
             ),
             comma_separated_parameter(

@@ -85,7 +85,9 @@ class ProjectStatsTimelineApi(ProjectAPIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("bucket", OpenApiTypes.STR, enum=list(BUCKETS), default="day", description="UTC buckets."),
-            OpenApiParameter("criterion", OpenApiTypes.INT, description="This criterion's orders only."),
+            OpenApiParameter(
+                "criterion", {"type": "integer", "minimum": 1}, description="This criterion's orders only."
+            ),
             comma_separated_parameter(
                 "sources",
                 LabelSource.values,

@@ -1,13 +1,13 @@
 """Prompt templates: list/read (labelers), create/edit/delete (admins), preview (reviewers)."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from config.api import ordering_parameter
+from config.api import NUL_MESSAGE, _has_nul, ordering_parameter
 from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
 from labeling.models import Project, PromptTemplate, Role
 from labeling.selectors.datasets import (
@@ -42,6 +42,36 @@ class PromptTemplateOutput(serializers.ModelSerializer):
         return template.pk is not None and template.pk == self.context.get("default_template_id")
 
 
+# A field value of a few-shot example or a literal row, as the service checks it: a string, a (finite)
+# number, a boolean or null -- never an object or a list.
+FIELD_VALUE_SCHEMA = {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}], "nullable": True}
+
+
+EXAMPLES_SCHEMA = {
+    "type": "array",
+    "items": {"type": "object", "additionalProperties": FIELD_VALUE_SCHEMA},
+    "maxItems": services.MAX_EXAMPLES,
+}
+
+
+@extend_schema_field(EXAMPLES_SCHEMA)
+class ExamplesField(serializers.ListField):
+    """Stored as jsonb, which cannot hold a NUL: one is a 400 here, not a DataError on save."""
+
+    child = serializers.DictField()
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if _has_nul(value):
+            raise serializers.ValidationError(f"A key or string {NUL_MESSAGE}")
+        return value
+
+
+@extend_schema_field(EXAMPLES_SCHEMA)
+class DraftExamplesField(serializers.JSONField):
+    """Any JSON here; the service checks it as it checks a template's examples."""
+
+
 class PromptTemplateInput(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     text = serializers.CharField(
@@ -53,9 +83,7 @@ class PromptTemplateInput(serializers.Serializer):
         required=False,
         help_text="How each few-shot example renders; empty means `text`.",
     )
-    examples = serializers.ListField(
-        child=serializers.DictField(), required=False, help_text="Few-shot examples: objects of field values."
-    )
+    examples = ExamplesField(required=False, help_text="Few-shot examples: objects of field values.")
     example_separator = serializers.CharField(
         max_length=64, trim_whitespace=False, allow_blank=True, required=False, help_text='Default "\\n\\n\\n".'
     )
@@ -68,11 +96,18 @@ class PromptTemplateInput(serializers.Serializer):
 class TemplateDraftInput(serializers.Serializer):
     text = serializers.CharField(required=False, allow_blank=False, trim_whitespace=False)
     example_text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    examples = serializers.JSONField(required=False)
+    examples = DraftExamplesField(required=False)
     example_separator = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=64)
 
 
 class TemplatePreviewInput(serializers.Serializer):
+    # validate()'s rule, in the schema (config/openapi.py): exactly one of row_id, index, row; dataset
+    # only with index.
+    schema_rules = {
+        "oneOf": [{"required": ["row_id"]}, {"required": ["index"]}, {"required": ["row"]}],
+        "anyOf": [{"required": ["index"]}, {"not": {"required": ["dataset"]}}],
+    }
+
     row_id = serializers.IntegerField(required=False, help_text="A stored prompt row of this project.")
     index = serializers.IntegerField(min_value=0, required=False, help_text="Row index in `dataset`.")
     dataset = serializers.IntegerField(required=False, help_text="With `index`; defaults to the template's dataset.")

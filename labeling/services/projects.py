@@ -3,7 +3,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.exceptions import Conflict, ServiceError
-from labeling.models import AlignmentCriterion, Assignment, AssignmentState, Membership, Project, Ranking, Role
+from labeling.models import (
+    AlignmentCriterion,
+    Assignment,
+    AssignmentState,
+    Membership,
+    Project,
+    ProjectKind,
+    Ranking,
+    Role,
+)
 from labeling.services.accounts import password_check
 
 User = get_user_model()
@@ -35,8 +44,13 @@ def project_create(*, created_by, **fields) -> Project:
 def project_update(*, project: Project, **fields) -> Project:
     project = Project.objects.select_for_update().get(pk=project.pk)
     new_k = fields.get("completions_per_prompt", project.completions_per_prompt)
-    if new_k != project.completions_per_prompt and project.comparisons.exists():
+    if new_k != project.completions_per_prompt and project.kind == ProjectKind.EVALUATION:
         raise ServiceError(
+            "completions_per_prompt: an evaluation project compares two answers at a time.",
+            errors={"completions_per_prompt": ["An evaluation project's K is 2."]},
+        )
+    if new_k != project.completions_per_prompt and project.comparisons.exists():
+        raise Conflict(  # a well-formed request the project's state refuses: 409, not 400
             "completions_per_prompt cannot change once the project has comparisons.",
             errors={"completions_per_prompt": ["The project already has comparisons with K completions."]},
         )
