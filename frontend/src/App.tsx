@@ -1,4 +1,6 @@
 import { Console } from "./admin/Console";
+import { EvaluationPage } from "./evals/EvaluationPage";
+import { EvaluationsPage } from "./evals/EvaluationsPage";
 import { Workspace } from "./labeler/Workspace";
 import { Login } from "./pages/Login";
 import { Projects } from "./pages/Projects";
@@ -9,7 +11,7 @@ import { SessionProvider, useSession } from "./session";
 function Routes({ path }: { path: string }) {
   let params = match("/projects/:id/label", path);
   if (params) return <Workspace projectId={Number(params.id)} />;
-  params = match("/projects/:id/admin", path) ?? match("/projects/:id/admin/:tab", path) ?? match("/projects/:id/admin/runs/:run", path);
+  params = match("/projects/:id/admin", path) ?? match("/projects/:id/admin/:tab", path) ?? match("/projects/:id/admin/runs/:run", path) ?? match("/projects/:id/rounds", path);
   if (params) return <Console projectId={Number(params.id)} />;
   params = match("/runs/:id", path);
   if (params) {
@@ -19,6 +21,9 @@ function Routes({ path }: { path: string }) {
       </section>
     );
   }
+  params = match("/evaluations/:id", path);
+  if (params && /^\d+$/.test(params.id)) return <EvaluationPage evaluationId={Number(params.id)} />;
+  if (path === "/evaluations" || path === "/evaluations/") return <EvaluationsPage />;
   if (path === "/" || path === "/projects") return <Projects />;
   return (
     <p>
@@ -40,6 +45,7 @@ function Shell() {
         </Link>
         <nav>
           <Link href="/">Projects</Link>
+          <Link href="/evaluations">Evaluations</Link>
           <a href="/api/docs/">API</a>
         </nav>
         <span className="who">

@@ -23,6 +23,21 @@ export function usePath(): string {
   return path;
 }
 
+/** The query string of the location ("?project=7" or ""), kept up to date like usePath. */
+export function useSearch(): string {
+  const [search, setSearch] = useState(location.search);
+  useEffect(() => {
+    const update = () => setSearch(location.search);
+    listeners.add(update);
+    window.addEventListener("popstate", update);
+    return () => {
+      listeners.delete(update);
+      window.removeEventListener("popstate", update);
+    };
+  }, []);
+  return search;
+}
+
 /** Match "/projects/:id/label" against a path; returns the named parts or null. */
 export function match(pattern: string, path: string): Record<string, string> | null {
   const want = pattern.split("/").filter(Boolean);

@@ -2,6 +2,7 @@
  * Admins edit; reviewers get the same screens read-only (edit controls hidden or disabled). */
 import { api, type Project } from "../api";
 import { Link, match, usePath } from "../router";
+import { RoundsPage } from "../rounds/RoundsPage";
 import { RunPage } from "../runs/RunPage";
 import { AuditTab } from "./AuditTab";
 import { ConstitutionTab } from "./ConstitutionTab";
@@ -29,15 +30,22 @@ export const TABS = [
   { id: "audit", label: "AI audit" },
   { id: "snapshots", label: "Snapshots" },
   { id: "runs", label: "Runs" },
+  { id: "rounds", label: "Rounds" },
   { id: "models", label: "Models" },
 ] as const;
+
+/** Where a tab lives: /projects/:id/admin/:tab, except the rounds (/projects/:id/rounds). */
+function tabHref(projectId: number, tab: string): string {
+  return tab === "rounds" ? `/projects/${projectId}/rounds` : `/projects/${projectId}/admin/${tab}`;
+}
 
 export type TabProps = { project: Project; canEdit: boolean; onProjectChange: (project: Project) => void };
 
 export function Console({ projectId }: { projectId: number }) {
   const path = usePath();
   const runId = match("/projects/:id/admin/runs/:run", path)?.run;
-  const tab = runId ? "runs" : (match("/projects/:id/admin/:tab", path)?.tab ?? "settings");
+  const onRounds = match("/projects/:id/rounds", path) !== null;
+  const tab = runId ? "runs" : onRounds ? "rounds" : (match("/projects/:id/admin/:tab", path)?.tab ?? "settings");
   const { data: project, error, setData } = useLoad(() => api.get<Project>(`projects/${projectId}/`), String(projectId));
 
   if (error) return <ErrorNote error={error} />;
@@ -64,7 +72,7 @@ export function Console({ projectId }: { projectId: number }) {
       </header>
       <nav className="tabs" aria-label="Admin sections">
         {TABS.map((t) => (
-          <Link key={t.id} href={`/projects/${project.id}/admin/${t.id}`} className={t.id === tab ? "tab active" : "tab"} aria-current={t.id === tab ? "page" : undefined}>
+          <Link key={t.id} href={tabHref(project.id, t.id)} className={t.id === tab ? "tab active" : "tab"} aria-current={t.id === tab ? "page" : undefined}>
             {t.label}
           </Link>
         ))}
@@ -82,6 +90,7 @@ export function Console({ projectId }: { projectId: number }) {
         {tab === "snapshots" && <SnapshotsTab {...props} />}
         {tab === "runs" && !runId && <ExternalTab kind="runs" projectId={project.id} canEdit={canEdit} />}
         {tab === "runs" && runId && <RunPage runId={Number(runId)} backHref={`/projects/${project.id}/admin/runs`} />}
+        {tab === "rounds" && <RoundsPage project={project} canEdit={canEdit} />}
         {tab === "models" && <ExternalTab kind="models" projectId={project.id} />}
         {!known && <p>No tab named “{tab}”.</p>}
       </div>

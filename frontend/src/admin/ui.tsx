@@ -92,3 +92,30 @@ export function ReadOnlyNote({ canEdit }: { canEdit: boolean }) {
   if (canEdit) return null;
   return <p className="muted readonly-note">Read-only: only project admins change this.</p>;
 }
+
+/** Two optional generation overrides (max new tokens, temperature) with one server error under them. */
+export function GenerationFields({ values, error, legend = "Generation (optional)", onChange }: { values: { maxNewTokens: string; temperature: string }; error?: string; legend?: string; onChange: (key: "maxNewTokens" | "temperature", value: string) => void }) {
+  const noteId = `${useId()}-note`;
+  const invalid = error ? true : undefined;
+  const described = error ? noteId : undefined;
+  return (
+    <fieldset className={`plain field${error ? " invalid" : ""}`}>
+      <legend className="field-label">{legend}</legend>
+      <div className="row">
+        <label className="check">
+          Max new tokens{" "}
+          <input inputMode="numeric" className="narrow" value={values.maxNewTokens} placeholder="default" aria-invalid={invalid} aria-describedby={described} onChange={(e) => onChange("maxNewTokens", e.target.value)} />
+        </label>
+        <label className="check">
+          Temperature{" "}
+          <input inputMode="decimal" className="narrow" value={values.temperature} placeholder="default" aria-invalid={invalid} aria-describedby={described} onChange={(e) => onChange("temperature", e.target.value)} />
+        </label>
+      </div>
+      {error && (
+        <span className="field-error" role="alert" id={noteId}>
+          {error}
+        </span>
+      )}
+    </fieldset>
+  );
+}

@@ -9,6 +9,7 @@ import { COLORS, StepChart } from "../admin/charts";
 import { errorText, formatWhen } from "../admin/format";
 import { Badge, ErrorNote, ProgressBar } from "../admin/ui";
 import { Link } from "../router";
+import { GuardPanel } from "../rounds/GuardPanel";
 import { LogTail } from "./LogTail";
 import { AiFeedbackSummary, Revisions } from "./Revisions";
 import { canCancel, isTerminal, progressFraction, registeredVersions, stateTone, type Run } from "./runEvents";
@@ -34,6 +35,7 @@ export function RunPage({ runId, backHref }: { runId: number; backHref?: string 
           <RunOutputs run={run} />
           {run.kind === "ai_feedback" && <AiFeedbackSummary run={run} />}
           {run.kind === "cai_revise" && <Revisions run={run} />}
+          {run.kind === "rlhf" && <GuardPanel run={run} />}
           <section className="card" aria-label="Metrics">
             <h2>Metrics</h2>
             {names.length === 0 ? (
@@ -69,6 +71,11 @@ function RunHeader({ run, polling, onCancelled }: { run: Run; polling: boolean; 
           <span data-testid="run-state">{run.state}</span>
         </Badge>
         {polling && !isTerminal(run.state) && <span className="muted small">live</span>}
+        {run.round != null && run.project != null && (
+          <Link href={`/projects/${run.project}/rounds`} className="small">
+            in a round of the loop
+          </Link>
+        )}
         <CancelButton run={run} onCancelled={onCancelled} />
       </header>
       {fraction !== null ? (

@@ -25,6 +25,7 @@ export type Run = {
   pid: number | null;
   heartbeat_at: string | null;
   last_seq: number;
+  round?: number | null;
   created_by: number | null;
   created_at: string;
   started_at: string | null;
