@@ -22,6 +22,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -319,6 +320,9 @@ class ModelListCreateApi(Paginated, APIView):
 
 
 class ModelDetailApi(APIView):
+    # JSON only: a form's empty `shared` would read as false (DRF's unchecked checkbox) and unshare.
+    parser_classes = [JSONParser]
+
     class ModelPatchInput(serializers.Serializer):
         reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
         validated_whole = True  # the PATCH body is validated whole: `shared` is required (config/openapi.py)
