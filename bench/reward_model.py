@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,13 +51,23 @@ def split_transcripts(chosen: str, rejected: str) -> tuple[str, str, str] | None
     return chosen[:end], chosen[end:], rejected[end:]
 
 
+def prompt_bucket(prompt: str) -> float:
+    """A stable number in [0, 1] from a hash of the prompt (the same prompt always lands in the same split)."""
+    return int(hashlib.sha256(prompt.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
 def is_eval(prompt: str, eval_share: float) -> bool:
-    bucket = int(hashlib.sha256(prompt.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return bucket < eval_share
+    return prompt_bucket(prompt) < eval_share
 
 
-def prepare_pairs(folder: Path, *, data: Path = DATA, eval_share: float = 0.2) -> dict:
-    """HH transcripts -> ``train.jsonl``/``eval.jsonl`` (and parquet) in ``folder``, via ``labeling.pairs``."""
+def prepare_pairs(
+    folder: Path, *, data: Path = DATA, eval_share: float = 0.2, split_of: Callable[[str], str] | None = None
+) -> dict:
+    """HH transcripts -> ``train.jsonl``/``eval.jsonl`` (and parquet) in ``folder``, via ``labeling.pairs``.
+
+    ``split_of(prompt)`` -> ``"train"``/``"eval"``/``"test"`` replaces the two-way ``eval_share`` split
+    (``bench/reward_quality.py`` uses it for a train / dev / test split; ``test.jsonl`` is written then).
+    """
     comparisons, rankings, skipped = [], [], 0
     with open(data, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -67,7 +78,7 @@ def prepare_pairs(folder: Path, *, data: Path = DATA, eval_share: float = 0.2) -
                 continue
             prompt, chosen, rejected = parts
             ids = (2 * number, 2 * number + 1)
-            split = "eval" if is_eval(prompt, eval_share) else "train"
+            split = split_of(prompt) if split_of else ("eval" if is_eval(prompt, eval_share) else "train")
             comparisons.append(
                 ComparisonData(id=number, prompt=prompt, split=split, completions={ids[0]: chosen, ids[1]: rejected})
             )

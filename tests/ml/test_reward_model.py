@@ -242,3 +242,32 @@ def test_weights_and_margin_enter_the_loss(tmp_path, tiny_model_dir):
     terms = -torch.nn.functional.logsigmoid(chosen - rejected - torch.tensor([0.5, 0.0, 1.0, 0.25]))
     expected = (terms * torch.tensor([3.0, 1.0, 0.0, 0.0])).mean()
     assert torch.allclose(loss, expected, atol=1e-5)
+
+
+def test_a_gguf_loaded_backbone_loses_its_quantized_marks_and_can_be_trained(make_tiny_model):
+    """transformers marks a GGUF-loaded model as quantized (``hf_quantizer``, ``quantization_config``):
+    the Trainer refuses to train it. ``load_model`` moves the de-quantized weights into a plain model."""
+    import torch
+    from transformers.trainer_utils import validate_quantization_for_training
+
+    from training.ml.reward_model import _without_gguf_marks
+
+    class GGUFQuantizer:  # what a GGUF load leaves on the model, as far as training is concerned
+        is_trainable = False
+        is_qat_trainable = False
+        quantization_config = type("QuantizationConfig", (), {"quant_method": "gguf"})()
+
+    model = make_tiny_model("sequence_classification")
+    model.hf_quantizer, model.is_quantized = GGUFQuantizer(), True
+    model.config.quantization_config = {"quant_method": "gguf"}
+    state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    with pytest.raises(ValueError, match="quantized"):
+        validate_quantization_for_training(model)
+
+    plain = _without_gguf_marks(model, torch.float32)
+    validate_quantization_for_training(plain)  # trainable now
+    assert not getattr(plain, "is_quantized", False) and getattr(plain, "hf_quantizer", None) is None
+    assert not hasattr(plain.config, "quantization_config")
+    assert type(plain).__name__ == "LlamaForSequenceClassification"
+    assert plain.state_dict().keys() == state.keys()
+    assert all(torch.equal(plain.state_dict()[name], tensor) for name, tensor in state.items())

@@ -8,7 +8,9 @@ completions alone), ``margin``, ``weight`` (other columns are ignored). Config:
 How it trains:
 - The model is ``AutoModelForSequenceClassification`` with one label, loaded from ``model_path``: a
   causal LM gets a new ``score`` head (its pad token, the eos token when it has none, tells the
-  model which token is last), an encoder (BERT, all-MiniLM-L6-v2) a new ``classifier`` head.
+  model which token is last), an encoder (BERT, all-MiniLM-L6-v2) a new ``classifier`` head. A GGUF
+  checkpoint (``gguf_file``, e.g. SmolLM2-135M-Instruct) is de-quantized on load and trained as a
+  plain float model (transformers' Trainer refuses a model still marked GGUF-quantized).
 - Each side of a pair is one text (prompt + completion, see the config) tokenized here into
   ``chosen_ids``/``rejected_ids``, the pre-tokenized columns TRL 1.16 reads as they are. A text
   longer than ``max_length`` (capped at the model's position window) keeps its *end*: tokens go
@@ -166,8 +168,31 @@ def load_model(config: RewardModelConfig, tokenizer, dtype: str):
         model = AutoModelForSequenceClassification.from_pretrained(
             config.model_path, num_labels=1, dtype=getattr(torch, dtype), ignore_mismatched_sizes=True, **extra
         )
+    if config.gguf_file:
+        model = _without_gguf_marks(model, getattr(torch, dtype))
     model.config.pad_token_id = tokenizer.pad_token_id  # decoder classifiers score the last non-pad token
     return model
+
+
+def _without_gguf_marks(model, dtype):
+    """The same weights (de-quantized on load) in a model not marked as GGUF-quantized.
+
+    transformers flags a GGUF-loaded model as quantized: the ``Trainer`` refuses to train it and
+    ``save_pretrained`` to save it. The weights move into a model built from the config without its
+    ``quantization_config`` (as ``training.ml.convert.gguf_to_hf_folder`` does), the new head included.
+    """
+    import copy
+
+    from transformers import AutoModelForSequenceClassification
+
+    plain_config = copy.deepcopy(model.config)
+    if hasattr(plain_config, "quantization_config"):
+        del plain_config.quantization_config
+    state = model.state_dict()
+    del model
+    plain = AutoModelForSequenceClassification.from_config(plain_config, dtype=dtype)
+    plain.load_state_dict(state, strict=True)
+    return plain
 
 
 def _trainer_class():
