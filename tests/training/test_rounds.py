@@ -148,8 +148,8 @@ def test_a_round_shows_its_figures_side_by_side(api, admin_user, pairs_project, 
 
     CompletionsIngest.for_run(round_.generation_run, folder).finish()
     for labeler in labelers[:2]:
-        while (lease := client_for(api, labeler).get(f"/api/projects/{pairs_project.pk}/next/")).status_code == 200:
-            submit = client_for(api, labeler).post(
+        while (lease := api(labeler).get(f"/api/projects/{pairs_project.pk}/next/")).status_code == 200:
+            submit = api(labeler).post(
                 f"/api/assignments/{lease.json()['assignment']['id']}/ranking/",
                 {"ranks": ranks_best_first(lease.json())},
                 format="json",
@@ -180,10 +180,6 @@ def test_a_round_shows_its_figures_side_by_side(api, admin_user, pairs_project, 
     win = body["human_win_rate"]
     assert (win["version"], win["against"], win["win_rate"], win["n"]) == (new.pk, base.pk, 1.0, 6)
     assert body["guard"]["run"] == rlhf.pk  # an RLHF run with no samples file: an empty report
-
-
-def client_for(api, user):
-    return api(user)
 
 
 def finished_run(project, round_, kind, metrics, samples=None) -> TrainingRun:

@@ -3,10 +3,10 @@
  * of its datasets, the split and how many prompts, and 2..8 registered versions to compare. A 400
  * puts each error at its field (newEval.ts maps it); a 201 opens the new evaluation.
  */
-import { useEffect, useId, useRef, useState, type FormEvent } from "react";
+import { useId, useState, type FormEvent } from "react";
 import { api, type Page } from "../api";
 import { errorText } from "../admin/format";
-import { useLoad } from "../admin/hooks";
+import { useFormState, useLoad } from "../admin/hooks";
 import type { Dataset, Template } from "../admin/types";
 import { Field, GenerationFields } from "../admin/ui";
 import { versionChoices } from "../runs/startRun";
@@ -24,11 +24,8 @@ const SPLITS: { value: SplitChoice; label: string }[] = [
 type Props = { projects: ProjectWithKind[]; initialProject?: number; onCreated: (ev: Evaluation) => void; onCancel: () => void };
 
 export function NewEvaluationForm({ projects, initialProject, onCreated, onCancel }: Props) {
-  const [form, setForm] = useState<EvalForm>({ ...EMPTY_FORM, project: initialProject ? String(initialProject) : projects.length === 1 ? String(projects[0].id) : "" });
-  const [errors, setErrors] = useState<Record<string, string>>({});
+  const { form, setForm, errors, setErrors, set, show, formRef } = useFormState<EvalForm>({ ...EMPTY_FORM, project: initialProject ? String(initialProject) : projects.length === 1 ? String(projects[0].id) : "" });
   const [sending, setSending] = useState(false);
-  const [focusError, setFocusError] = useState(0);
-  const formRef = useRef<HTMLFormElement>(null);
   const projectId = form.project ? Number(form.project) : null;
   const datasets = useLoad(
     async () => (projectId ? (await api.get<Page<Dataset>>(`projects/${projectId}/datasets/`, { limit: 200 })).results : []),
@@ -42,22 +39,7 @@ export function NewEvaluationForm({ projects, initialProject, onCreated, onCance
   const choices = versionChoices(registry.data ?? [], "generate", "base_version");
   const dataset = datasets.data?.find((d) => String(d.id) === form.dataset);
 
-  useEffect(() => {
-    if (focusError) formRef.current?.querySelector<HTMLElement>("[aria-invalid='true']")?.focus();
-  }, [focusError]);
 
-  const set = <K extends keyof EvalForm>(key: K, value: EvalForm[K], errorKey: string = key) => {
-    setForm((current) => ({ ...current, [key]: value }));
-    setErrors((current) => {
-      if (!(errorKey in current)) return current;
-      const { [errorKey]: _dropped, ...rest } = current;
-      return rest;
-    });
-  };
-  const show = (next: Record<string, string>) => {
-    setErrors(next);
-    setFocusError((n) => n + 1);
-  };
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();

@@ -5,10 +5,10 @@
  * run's best and worst samples go back to labelers, a note. A 400 puts each error at its field
  * (startRound.ts maps it); a 201 hands the new round to the page.
  */
-import { useEffect, useId, useRef, useState, type FormEvent } from "react";
+import { useEffect, useId, useState, type FormEvent } from "react";
 import { api, type Page } from "../api";
 import { errorText } from "../admin/format";
-import { useLoad } from "../admin/hooks";
+import { useFormState, useLoad } from "../admin/hooks";
 import type { Dataset } from "../admin/types";
 import { Field, GenerationFields } from "../admin/ui";
 import { usableVersions } from "../evals/evalApi";
@@ -40,11 +40,8 @@ const SPLITS: { value: SplitChoice; label: string }[] = [
 type Props = { projectId: number; rounds: Round[]; onStarted: (round: Round) => void; onCancel: () => void };
 
 export function StartRoundForm({ projectId, rounds, onStarted, onCancel }: Props) {
-  const [form, setForm] = useState<RoundForm>(EMPTY_ROUND_FORM);
-  const [errors, setErrors] = useState<Record<string, string>>({});
+  const { form, setForm, errors, setErrors, set, show, formRef } = useFormState<RoundForm>(EMPTY_ROUND_FORM);
   const [sending, setSending] = useState(false);
-  const [focusError, setFocusError] = useState(0);
-  const formRef = useRef<HTMLFormElement>(null);
   const aliasList = `${useId()}-aliases`;
   const datasets = useLoad(async () => (await api.get<Page<Dataset>>(`projects/${projectId}/datasets/`, { limit: 200 })).results, `datasets:${projectId}`);
   const registry = useLoad(() => usableVersions(projectId), `versions:${projectId}`);
@@ -62,22 +59,7 @@ export function StartRoundForm({ projectId, rounds, onStarted, onCancel }: Props
   useEffect(() => {
     if (onlyDataset !== null) setForm((f) => (f.dataset ? f : { ...f, dataset: String(onlyDataset) }));
   }, [onlyDataset]);
-  useEffect(() => {
-    if (focusError) formRef.current?.querySelector<HTMLElement>("[aria-invalid='true']")?.focus();
-  }, [focusError]);
 
-  const set = <K extends keyof RoundForm>(key: K, value: RoundForm[K], errorKey: string = key) => {
-    setForm((current) => ({ ...current, [key]: value }));
-    setErrors((current) => {
-      if (!(errorKey in current)) return current;
-      const { [errorKey]: _dropped, ...rest } = current;
-      return rest;
-    });
-  };
-  const show = (next: Record<string, string>) => {
-    setErrors(next);
-    setFocusError((n) => n + 1);
-  };
   const setSource = (source: VersionSource) => {
     setForm((current) => ({ ...current, source }));
     setErrors({});
