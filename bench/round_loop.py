@@ -28,7 +28,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data" / "hh-harmless.sample.jsonl"
+
+from training.demo_data import HH_HARMLESS, data_file  # noqa: E402
+
+DATA = data_file(HH_HARMLESS, larger=True)
 ASSISTANT = "\n\nAssistant:"
 
 

@@ -35,9 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from labeling.templating import render_prompt  # noqa: E402 - pure Python, no Django
+from training.demo_data import DIALOGSUM, data_file  # noqa: E402
 
 TEMPLATE = "Summarize the following conversation.\n\n{dialogue}\n\nSummary:"
-DATA = Path(os.environ.get("RANKFORGE_DEMO_DATA", ROOT.parent / "shared" / "data")) / "dialogsum.dev.jsonl"
+DATA = data_file(DIALOGSUM, larger=True)
 METHODS = ("lora", "prompt_tuning", "full")
 LABELS = {"base": "base (zero-shot)", "full": "full fine-tuning", "lora": "LoRA", "prompt_tuning": "prompt tuning"}
 ROUGE = ("rouge1", "rouge2", "rougeL", "rougeLsum")

@@ -122,13 +122,15 @@ def test_preference_import_needs_k_2(api, project, admin_user):
     assert response.status_code == 400 and "2 completions per prompt" in response.json()["detail"]
 
 
-def test_real_hh_sample_has_three_unsplittable_rows(pair_project, settings):
+def test_real_hh_sample_has_three_unsplittable_rows(pair_project):
     from labeling.services.preferences import preferences_import
+    from training.demo_data import HH_HARMLESS, data_file
 
-    path = settings.BASE_DIR.parent / "shared" / "data" / "hh-harmless.sample.jsonl"
+    path = data_file(HH_HARMLESS, larger=True)  # the shared 1,600 rows, else the shipped 400
     with open(path, "rb") as stream:
         result = preferences_import(project=pair_project, stream=stream, filename=path.name, on_error="skip")
-    assert result["created"] == 1597 and result["skipped"] == 3
+    rows = len(path.read_text(encoding="utf-8").splitlines())
+    assert (result["created"], result["skipped"]) == {1600: (1597, 3), 400: (399, 1)}[rows]
     splits = set(Comparison.objects.values_list("split", flat=True))
     assert splits == {"train", "eval"}
 

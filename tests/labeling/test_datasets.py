@@ -7,6 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from config.exceptions import ServiceError
 from labeling.models import Dataset, PromptRow, Role
 from labeling.services.datasets import dataset_import, split_for
+from training.demo_data import DIALOGSUM, data_file
 
 pytestmark = pytest.mark.django_db
 
@@ -130,16 +131,17 @@ def test_split_for_is_a_stable_content_hash():
     assert split_for({"a": "x", "b": 2}, eval_fraction=0.3, test_fraction=0.2) == expected  # key order ignored
 
 
-def test_dialogsum_dev_file_imports(api, project, admin_user, settings):
-    path = settings.BASE_DIR.parent / "shared" / "data" / "dialogsum.dev.jsonl"
+def test_dialogsum_dev_file_imports(api, project, admin_user):
+    path = data_file(DIALOGSUM, larger=True)  # the shared 500 rows, else the shipped 150
+    rows = len(path.read_text(encoding="utf-8").splitlines())
     with open(path, "rb") as handle:
         file = SimpleUploadedFile("dialogsum.dev.jsonl", handle.read())
     response = api(admin_user).post(f"/api/projects/{project.id}/datasets/", {"file": file}, format="multipart")
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["fields"] == ["fname", "dialogue", "summary", "topic"]
-    assert body["row_count"] == 500
-    assert sum(body["split_counts"].values()) == 500
+    assert body["row_count"] == rows
+    assert sum(body["split_counts"].values()) == rows
     assert body["split_counts"]["eval"] > 0 and body["split_counts"]["test"] == 0
     first = PromptRow.objects.get(dataset_id=body["id"], index=0)
     assert first.data["fname"] == "dev_0"

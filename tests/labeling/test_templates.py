@@ -6,6 +6,7 @@ from labeling import templating
 from labeling.models import Project, PromptRow, PromptTemplate, Role
 from labeling.services.datasets import dataset_import
 from labeling.templating import TemplateError, estimate_tokens, parse, placeholders, render, render_prompt
+from training.demo_data import DIALOGSUM, data_file
 
 pytestmark = pytest.mark.django_db
 
@@ -402,14 +403,15 @@ def test_preview_cannot_reach_rows_of_another_project(api, project, admin_user, 
     assert response.status_code == 400 and "No prompt row" in response.json()["detail"]
 
 
-def test_dialogsum_one_shot_preview(api, project, admin_user, settings):
+def test_dialogsum_one_shot_preview(api, project, admin_user):
     client = api(admin_user)
-    path = settings.BASE_DIR.parent / "shared" / "data" / "dialogsum.dev.jsonl"
+    path = data_file(DIALOGSUM, larger=True)  # the shared 500 rows, else the shipped 150
+    rows = len(path.read_text(encoding="utf-8").splitlines())
     with open(path, "rb") as handle:
         response = client.post(f"/api/projects/{project.id}/datasets/", {"file": handle}, format="multipart")
     assert response.status_code == 201, response.json()
     dataset = response.json()
-    assert dataset["row_count"] == 500 and dataset["fields"] == ["fname", "dialogue", "summary", "topic"]
+    assert dataset["row_count"] == rows and dataset["fields"] == ["fname", "dialogue", "summary", "topic"]
     shot = PromptRow.objects.get(dataset_id=dataset["id"], index=0).data
     query = PromptRow.objects.get(dataset_id=dataset["id"], index=1).data
     template = create(

@@ -1,4 +1,8 @@
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -23,7 +27,7 @@ def test_seed_demo_is_idempotent(capsys):
     assert "no SmolLM2-135M-Instruct in the registry" in out
     tables = (Project, Comparison, Ranking, Membership, PromptRow, TrainingRun)
     counts = [model.objects.count() for model in tables]
-    assert Comparison.objects.count() == 1597 and PromptRow.objects.count() == 500
+    assert Comparison.objects.count() == 399 and PromptRow.objects.count() == 150  # the shipped slices
     call_command("seed_demo")
     assert [model.objects.count() for model in tables] == counts
 
@@ -46,3 +50,25 @@ def test_seed_demo_queues_generation_with_the_registered_smollm2(
     assert enqueued == [(run.pk, "gpu")]
     first = json.loads((run_folder(run.pk) / "prompts.jsonl").read_text().splitlines()[0])
     assert first["prompt"].startswith("Summarize the following conversation.\n\n#Person1#:")
+
+
+def test_seed_demo_runs_in_a_clone_with_nothing_beside_it(tmp_path):
+    """A user's clone has no ``../shared``: the tracked files alone migrate and seed (SQLite)."""
+    root = Path(__file__).resolve().parents[2]
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
+    clone = tmp_path / "alone" / "rankforge"
+    for name in filter(None, listed.decode().split("\0")):
+        source = root / name
+        if source.is_file():  # a file deleted in the working tree but still tracked is skipped
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            (clone / name).write_bytes(source.read_bytes())
+    assert not (clone.parent / "shared").exists()
+    keep = ("PATH", "HOME", "LANG", "TMPDIR")
+    env = {k: os.environ[k] for k in keep if k in os.environ} | {"DEBUG": "1", "LOG_LEVEL": "WARNING"}
+    env["RANKFORGE_VAR_DIR"] = str(tmp_path / "var")  # SQLite and the embedded broker live here
+    for command in (["migrate", "--noinput"], ["seed_demo"]):
+        done = subprocess.run(
+            [sys.executable, "manage.py", *command], cwd=clone, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert "Imported 399 HH pairs" in done.stdout and "admin / rankforge-admin" in done.stdout

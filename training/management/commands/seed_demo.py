@@ -3,14 +3,15 @@
 SmolLM2-135M-Instruct generates in a queued run while labelers work (when `import_pip_models` has
 registered it).
 
+The data are the slices shipped in ``training/demo_data`` (400 HH pairs, 150 dialogues), so a
+clone with nothing beside it seeds; ``RANKFORGE_DEMO_DATA`` points at other files of those names.
+
 Idempotent: a second run finds what exists and changes nothing. It lives in `training` because it
 queues a generation run (labeling never imports training).
 """
 
-import os
 from pathlib import Path
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
@@ -21,6 +22,7 @@ from labeling.services.preferences import preferences_import
 from labeling.services.projects import criterion_create, project_create, project_update
 from labeling.services.templates import template_create
 from models_registry.models import ModelAlias
+from training.demo_data import DIALOGSUM, HH_HARMLESS, data_file
 from training.services.generation import generation_run_create
 
 User = get_user_model()
@@ -50,8 +52,12 @@ DEMO_PROMPTS = 24  # a few minutes of CPU generation; more can be started from t
 DEMO_GENERATION = {"max_new_tokens": 64, "temperature": 0.8, "top_p": 0.95, "top_k": 50, "batch_size": 4}
 
 
-def data_dir() -> Path:
-    return Path(os.environ.get("RANKFORGE_DEMO_DATA", settings.BASE_DIR.parent / "shared" / "data"))
+def _demo_file(name: str) -> Path:
+    """The slice shipped in ``training/demo_data`` (or ``$RANKFORGE_DEMO_DATA/name``)."""
+    path = data_file(name)
+    if not path.exists():
+        raise CommandError(f"{path} is missing: set RANKFORGE_DEMO_DATA to a folder holding {name}.")
+    return path
 
 
 def ensure_user(username: str, password: str, **flags):
@@ -74,9 +80,7 @@ class Command(BaseCommand):
         labelers = [ensure_user(name, password) for name, password in LABELERS]
         project = Project.objects.filter(name=HH_PROJECT).first()
         if project is None:
-            path = data_dir() / "hh-harmless.sample.jsonl"
-            if not path.exists():
-                raise CommandError(f"{path} is missing: set RANKFORGE_DEMO_DATA to the folder holding it.")
+            path = _demo_file(HH_HARMLESS)
             project = project_create(
                 created_by=admin,
                 name=HH_PROJECT,
@@ -106,9 +110,7 @@ class Command(BaseCommand):
         """The summarization project; its first generation run is queued once, when it is created."""
         if Project.objects.filter(name=DIALOGSUM_PROJECT).exists():
             return
-        path = data_dir() / "dialogsum.dev.jsonl"
-        if not path.exists():
-            raise CommandError(f"{path} is missing: set RANKFORGE_DEMO_DATA to the folder holding it.")
+        path = _demo_file(DIALOGSUM)
         project = project_create(
             created_by=admin,
             name=DIALOGSUM_PROJECT,
