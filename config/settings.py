@@ -331,7 +331,8 @@ RANKFORGE_RUN_MAX_RESUMES = env_int("RANKFORGE_RUN_MAX_RESUMES", 1)
 RANKFORGE_RUN_GPUS = env_int("RANKFORGE_RUN_GPUS", 1)
 RANKFORGE_RUN_MAX_LOG_LINES = env_int("RANKFORGE_RUN_MAX_LOG_LINES", 20_000)
 RANKFORGE_RUN_MAX_LINE_CHARS = env_int("RANKFORGE_RUN_MAX_LINE_CHARS", 4_000)
-RANKFORGE_RUN_THREADS = env_int("RANKFORGE_RUN_THREADS", 1)  # torch/OMP threads of a run unless its config says
+# torch/OMP threads of a run unless its config says; 0: the cores the worker owns (supervision.cores_owned)
+RANKFORGE_RUN_THREADS = env_int("RANKFORGE_RUN_THREADS", 0)
 # Environment variables a run's process may see beyond training.supervision's allow-list: NAME,PREFIX*,...
 RANKFORGE_RUN_ENV_ALLOW = os.environ.get("RANKFORGE_RUN_ENV_ALLOW", "")
 if RANKFORGE_RUN_STALE_AFTER_S <= 2 * RANKFORGE_RUN_HEARTBEAT_S:

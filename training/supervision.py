@@ -51,7 +51,7 @@ class Limits:
             stale_after_s=float(settings.RANKFORGE_RUN_STALE_AFTER_S),
             max_log_lines=int(settings.RANKFORGE_RUN_MAX_LOG_LINES),
             max_line_chars=int(settings.RANKFORGE_RUN_MAX_LINE_CHARS),
-            threads=int(settings.RANKFORGE_RUN_THREADS),
+            threads=int(settings.RANKFORGE_RUN_THREADS) or cores_owned(),
             gpus=int(settings.RANKFORGE_RUN_GPUS),
             db_outage_s=float(settings.RANKFORGE_RUN_DB_OUTAGE_S),
         )
@@ -149,6 +149,23 @@ def _allowed(name: str, extra: tuple[str, ...]) -> bool:
     if name in ENV_NAMES or name.startswith(ENV_PREFIXES):
         return True
     return any(name.startswith(e[:-1]) if e.endswith("*") else name == e for e in extra)
+
+
+def cores_owned(*, cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The CPUs this worker may use: its affinity mask (``taskset``, a Kubernetes CPU set), capped by
+    a cgroup v2 CPU quota (``docker --cpus``, a pod's CPU limit) rounded up. A run's torch threads
+    default to this: one run at a time per GPU-queue worker, so it owns them all."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+        if quota != "max" and int(period) > 0:
+            cores = min(cores, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota: the affinity mask alone
+    return max(1, cores)
 
 
 def child_environment(*, threads: int, source: dict[str, str] | None = None) -> dict[str, str]:

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from labeling.models import Comparison
-from training import runner
+from training import runner, supervision
 from training.models import RunState, TrainingRun
 from training.services import runs
 
@@ -317,3 +317,22 @@ def test_training_kinds_spread_over_the_workers_gpus_with_accelerate_and_only_ra
         stream = io.StringIO()
         EventWriter(stream).metric("loss", 1.0, step=1)
         assert len(stream.getvalue().splitlines()) == lines
+
+
+def test_a_run_without_torch_threads_gets_the_cores_the_worker_owns(settings):
+    settings.RANKFORGE_RUN_THREADS = 0  # the default
+    assert runner.Limits.from_settings().threads == supervision.cores_owned() >= 1
+    settings.RANKFORGE_RUN_THREADS = 3
+    assert runner.Limits.from_settings().threads == 3
+
+
+def test_cores_owned_is_capped_by_a_cgroup_quota(tmp_path):
+    affinity = len(os.sched_getaffinity(0))
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert supervision.cores_owned(cgroup=tmp_path) == affinity
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # docker --cpus 1.5: 2 threads
+    assert supervision.cores_owned(cgroup=tmp_path) == min(affinity, 2)
+    (tmp_path / "cpu.max").write_text("50000 100000\n")  # half a core: still one thread
+    assert supervision.cores_owned(cgroup=tmp_path) == 1
+    (tmp_path / "cpu.max").unlink()  # no cgroup v2: the affinity mask alone
+    assert supervision.cores_owned(cgroup=tmp_path) == affinity

@@ -35,7 +35,7 @@ class AiFeedbackConfig(BaseConfig):
     max_length: int = 1024
     use_chat_template: bool = True
     seed: int = 0
-    torch_threads: int | None = 1
+    torch_threads: int | None = None  # None: the worker's default (the cores it owns)
     device: str = "auto"
     dtype: str = "float32"
 

@@ -42,7 +42,7 @@ class CaiReviseConfig(BaseConfig):
     batch_size: int = 8
     max_prompt_tokens: int = 1024
     seed: int = 0
-    torch_threads: int | None = 1
+    torch_threads: int | None = None  # None: the worker's default (the cores it owns)
     device: str = "auto"
     dtype: str = "float32"
 

@@ -119,7 +119,7 @@ class GenerateConfig(BaseConfig):
     batch_size: int = 8
     max_prompt_tokens: int = 1024
     seed: int = 0
-    torch_threads: int | None = 1
+    torch_threads: int | None = None  # None: the worker's default (the cores it owns)
     device: str = "auto"
     dtype: str = "float32"
     extra: dict = field(default_factory=dict)
@@ -178,7 +178,7 @@ class TrainConfig(BaseConfig):
     save_total_limit: int = 2
     gradient_checkpointing: bool = False
     seed: int = 0
-    torch_threads: int | None = 1
+    torch_threads: int | None = None  # None: the worker's default (the cores it owns)
     device: str = "auto"
     dtype: str = "auto"
 

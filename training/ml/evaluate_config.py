@@ -59,7 +59,7 @@ class EvaluateConfig(BaseConfig):
     reward_max_length: int = 512
     reward_batch_size: int = 16
     seed: int = 0
-    torch_threads: int | None = 1
+    torch_threads: int | None = None  # None: the worker's default (the cores it owns)
     device: str = "auto"
     dtype: str = "float32"
 
