@@ -45,6 +45,7 @@ from django.db import DatabaseError, connection
 
 from training.ml.events import parse_event
 from training.models import LIVE_STATES, TERMINAL_STATES, RunEventType, RunState, TrainingRun
+from training.progress_report import ProgressReport
 from training.services import runs
 from training.services.cai import CaiResults
 from training.services.generation import CompletionsIngest
@@ -114,6 +115,7 @@ class Supervisor:
         self.lock = FolderLock(self.folder)
         self.pending: list[tuple[str, dict]] = []
         self.progress: tuple[int, int | None] | None = None
+        self.progress_report = ProgressReport(f"run {run.pk} ({run.kind})")
         self.unhandled: deque[dict] = deque()  # stored artifact events the handler has yet to take
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
         self.last_error: str | None = None
@@ -180,6 +182,9 @@ class Supervisor:
         if not isinstance(total, int) or isinstance(total, bool) or total < 0:
             total = None
         self.progress = (min(step, total) if total is not None else step, total)
+        said = self.progress_report.line(*self.progress)
+        if said:
+            logger.info(said)
 
     def flush(self) -> bool:
         """Store what is pending (and a heartbeat); learn the run's state; feed artifacts to the
