@@ -277,8 +277,8 @@ export type RunConfigField = {
 /** GET /api/runs/kinds/: a kind a person can start, the inputs it takes and its config fields. */
 export type RunKindSpec = { kind: string; description: string; inputs: string[]; config: RunConfigField[] };
 
-/** POST /api/runs/ */
-export type RunStartBody = { kind: string; project: number; config: Record<string, unknown>; inputs: Record<string, unknown> };
+/** POST /api/runs/ (`round`: the id of a round of the same project the run joins; left out for none). */
+export type RunStartBody = { kind: string; project: number; config: Record<string, unknown>; inputs: Record<string, unknown>; round?: number };
 
 /** The part of POST /api/runs/'s 202 answer (the queued run) a form needs. */
 export type StartedRun = { id: number; kind: string; state: string; project: number | null };

@@ -262,3 +262,64 @@ def test_a_per_criterion_evaluation_has_a_leaderboard_per_criterion(page, alice,
     expect(page.get_by_role("table", name="Win rates (harmless)")).to_be_visible()
     expect(page.get_by_test_id("no-ai-judge")).to_be_visible()
     screenshot(page, "evaluation-per-criterion")
+
+
+def test_the_models_tab_shows_the_human_evaluation_published_on_each_version(page, api, alice, source, versions):
+    """The registry tab of the source project lists its model; its versions show the evaluation
+    published on them: the Bradley-Terry score with its interval, the rank, and the win rate against
+    the other version with its 95% interval, as metrics.human_evals has them."""
+    v1, v2, v3 = versions
+    dataset = questions_dataset(source, alice, n=4)
+    evaluation = make_evaluation(source, alice, [v1, v2], dataset, limit=4, name="v2 against v1")
+    answer(evaluation)
+    v2_entry = evaluation.entries.get(version=v2).pk
+    lena, lars = (Membership.objects.get(project=source, user__username=n).user for n in ("lena", "lars"))
+    # lena prefers v2, lars calls it a tie: v2 wins (4 + 4/2) / 8 = 75%.
+    votes = label_all(
+        evaluation,
+        [lena, lars],
+        lambda pair, labeler: "tie" if labeler == lars else ("a" if pair.entry_a_id == v2_entry else "b"),
+    )
+    assert votes == 8
+    assert api(alice).post(f"/api/evaluations/{evaluation.pk}/publish/").status_code == 200
+    [published] = ModelVersion.objects.get(pk=v2.pk).metrics["human_evals"]
+    [overall] = published["criteria"]
+    [against] = overall["against"]
+    assert against["version"] == v1.pk and against["win_rate"] == pytest.approx(0.75) and against["n"] == 8
+    [[loser]] = [c["against"] for c in ModelVersion.objects.get(pk=v1.pk).metrics["human_evals"][0]["criteria"]]
+
+    sign_in(page, "alice", "pw-alice")
+    page.goto(f"/projects/{source.pk}/admin")
+    page.get_by_role("navigation", name="Admin sections").get_by_role("link", name="Models").click()
+    expect(page).to_have_url(re.compile(rf"/projects/{source.pk}/admin/models$"))
+    models = page.get_by_role("table", name="Models")
+    expect(models.locator("tbody tr")).to_have_count(1)
+    expect(models.locator("tbody tr")).to_contain_text("causal-lm")
+    expect(models.locator("tbody tr")).to_contain_text("3 (latest v3)")
+    # The project's only model is open at once.
+    expect(models.get_by_role("button", name=re.compile("policy"))).to_have_attribute("aria-expanded", "true")
+
+    table = page.get_by_role("table", name="Versions of policy")
+    expect(table.locator("tr[data-version]")).to_have_count(3)
+    block = table.locator(f"tr[data-version-evals='{v2.pk}'] [data-evaluation='{evaluation.pk}']")
+    expect(block.get_by_role("link", name="v2 against v1")).to_have_attribute("href", f"/evaluations/{evaluation.pk}")
+    row = block.get_by_role("table", name="v2 against v1: policy v2").locator("tr[data-criterion='overall']")
+    score = f"{one_decimal(overall['score'])} [{one_decimal(overall['low'])}, {one_decimal(overall['high'])}]"
+    expect(row.locator("[data-cell='score']")).to_have_text(score)
+    expect(row.locator("[data-cell='rank']")).to_have_text("#1")
+    expect(row.locator(f"[data-against='{v1.pk}']")).to_have_text(
+        f"75% ({pct(against['low'])}{DASH}{pct(against['high'])}%) vs policy v1, n = 8"
+    )
+    # The other side of the same evaluation on v1, and nothing on v3, which it did not compare.
+    v1_row = table.locator(f"tr[data-version-evals='{v1.pk}'] tr[data-criterion='overall']")
+    expect(v1_row.locator("[data-cell='rank']")).to_have_text("#2")
+    expect(v1_row.locator(f"[data-against='{v2.pk}']")).to_have_text(
+        f"25% ({pct(loser['low'])}{DASH}{pct(loser['high'])}%) vs policy v2, n = 8"
+    )
+    expect(table.locator(f"tr[data-version-evals='{v3.pk}']")).to_have_count(0)
+    screenshot(page, "registry-human-evaluations")
+
+    block.get_by_role("link", name="v2 against v1").click()
+    expect(page).to_have_url(re.compile(rf"/evaluations/{evaluation.pk}$"))
+    expect(page.get_by_role("table", name="Versions by score")).to_be_visible()
+    assert not [e for e in page.console_errors if "401" not in e], page.console_errors

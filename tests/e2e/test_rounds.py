@@ -17,7 +17,9 @@ import pytest
 from playwright.sync_api import expect
 
 from labeling.models import Completion, Membership, Role
+from labeling.principles import DEFAULT_PRINCIPLES
 from labeling.services.assignments import assignment_next, ranking_submit
+from labeling.services.constitutions import constitution_create
 from labeling.services.datasets import dataset_import
 from labeling.services.projects import project_create
 from labeling.services.templates import template_create
@@ -25,7 +27,7 @@ from models_registry.models import ModelAlias, ModelVersion
 from tests.labeling.sxs_factories import answer, label_all, make_evaluation, tiny_versions
 from tests.training.test_rounds import finished_run, hacked_samples
 from training import tasks
-from training.models import Round, TrainingRun
+from training.models import Round, RunState, TrainingRun
 from training.services import runs
 from training.services.generation import CompletionsIngest
 
@@ -324,4 +326,66 @@ def test_an_admin_starts_the_next_round_with_the_form(page, api, alice, loop, tm
     expect(page.get_by_role("status").filter(has_text="Round 2 started")).to_be_visible()
     page.wait_for_timeout(300)
     screenshot(page, "rounds-started")
+    assert not [e for e in page.console_errors if "400" not in e and "401" not in e], page.console_errors
+
+
+def test_a_run_started_from_the_runs_tab_joins_the_round_chosen(page, alice, loop):
+    """The start-run form lists the project's rounds, newest first and none chosen, and sends
+    ``round`` only when one is: the server's refusal of a round sits at the Round field; a good one
+    puts the run in that round. The rounds page then refreshes itself while the run is queued and
+    stops asking once it has finished."""
+    project, dataset, base = loop
+    constitution_create(project=project, created_by=alice, principles=DEFAULT_PRINCIPLES)
+    first = Round.objects.create(project=project, number=1, base_version=base, note="first pass", created_by=alice)
+    gone = Round.objects.create(project=project, number=2, previous=first, base_version=base, created_by=alice)
+    gone_id = gone.pk
+    bodies: list[dict] = []
+    started = "/api/runs/"
+    page.on("request", lambda r: r.method == "POST" and r.url.endswith(started) and bodies.append(r.post_data_json))
+    sign_in(page, "alice", "pw-alice")
+    page.goto(f"/projects/{project.pk}/admin/runs")
+    page.get_by_role("button", name="Start a run").click()
+    form = page.get_by_role("form", name="Start a run")
+    round_field = form.get_by_label("Round", exact=True)
+    expect(round_field).to_have_value("")
+    expect(round_field.locator("option")).to_have_text(
+        ["None", "Round 2 · from policy v1", "Round 1 · from policy v1 · first pass"]
+    )
+    form.get_by_label("Kind").select_option("cai_revise")
+    form.get_by_label("Base model version").select_option(label="policy v1 (causal-lm)")
+    form.get_by_label("Dataset", exact=True).select_option(str(dataset.pk))
+    form.get_by_label("Limit", exact=True).fill("4")
+
+    # Round 2 is gone by the time the form is sent: the server refuses it at the Round field.
+    round_field.select_option(str(gone_id))
+    gone.delete()
+    form.get_by_role("button", name="Start run").click()
+    expect(round_field).to_have_attribute("aria-invalid", "true")
+    note = form.locator(f"[id='{round_field.get_attribute('aria-describedby')}']")
+    expect(note).to_have_text(f"there is no round {gone_id} in project {project.pk}")
+    expect(form.get_by_test_id("start-run-error")).to_have_text("Not started: see the error at round.")
+    assert bodies[0]["round"] == gone_id and TrainingRun.objects.count() == 0
+
+    round_field.select_option(str(first.pk))
+    expect(round_field).not_to_have_attribute("aria-invalid", "true")
+    form.get_by_role("button", name="Start run").click()
+    expect(page).to_have_url(re.compile(rf"/projects/{project.pk}/admin/runs/\d+$"))
+    run = TrainingRun.objects.get()
+    assert run.kind == "cai_revise" and run.state == RunState.QUEUED
+    assert run.round_id == first.pk and bodies[-1]["round"] == first.pk and len(bodies) == 2
+
+    # The rounds page follows the queued run and stops once it has finished.
+    asked: list[str] = []
+    listed = f"/api/projects/{project.pk}/rounds/"
+    page.on("request", lambda r: r.method == "GET" and listed in r.url and asked.append(r.url))
+    page.goto(f"/projects/{project.pk}/rounds")
+    live = page.get_by_test_id("rounds-live")
+    expect(live).to_contain_text("1 run is queued or running")
+    runs.run_transition(run_id=run.pk, to="running")
+    runs.run_transition(run_id=run.pk, to="succeeded")
+    expect(live).to_have_count(0, timeout=15_000)
+    seen = len(asked)
+    assert seen >= 2  # the first answer and at least one it asked again for
+    page.wait_for_timeout(6_500)  # longer than ROUNDS_POLL_MS: nothing in flight, nothing asked
+    assert len(asked) == seen
     assert not [e for e in page.console_errors if "400" not in e and "401" not in e], page.console_errors

@@ -1,6 +1,7 @@
 /** The admin console of one project: a tab per concern, the tab in the path (/projects/:id/admin/:tab).
  * Admins edit; reviewers get the same screens read-only (edit controls hidden or disabled). */
 import { api, type Project } from "../api";
+import { ModelsTab } from "../registry/ModelsTab";
 import { Link, match, usePath } from "../router";
 import { RoundsPage } from "../rounds/RoundsPage";
 import { RunPage } from "../runs/RunPage";
@@ -91,7 +92,7 @@ export function Console({ projectId }: { projectId: number }) {
         {tab === "runs" && !runId && <ExternalTab kind="runs" projectId={project.id} canEdit={canEdit} />}
         {tab === "runs" && runId && <RunPage runId={Number(runId)} backHref={`/projects/${project.id}/admin/runs`} />}
         {tab === "rounds" && <RoundsPage project={project} canEdit={canEdit} />}
-        {tab === "models" && <ExternalTab kind="models" projectId={project.id} />}
+        {tab === "models" && <ModelsTab projectId={project.id} />}
         {!known && <p>No tab named “{tab}”.</p>}
       </div>
     </section>

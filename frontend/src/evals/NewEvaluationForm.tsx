@@ -1,6 +1,7 @@
 /**
  * Start a side-by-side evaluation (POST /api/projects/{source}/evaluations/): the source project, one
- * of its datasets, the split and how many prompts, and 2..8 registered versions to compare. A 400
+ * of its datasets, the split and how many prompts, 2..8 registered versions to compare, and optionally
+ * the round of the loop it belongs to (a round of the source project). A 400
  * puts each error at its field (newEval.ts maps it); a 201 opens the new evaluation.
  */
 import { useId, useState, type FormEvent } from "react";
@@ -9,6 +10,7 @@ import { errorText } from "../admin/format";
 import { useFormState, useLoad } from "../admin/hooks";
 import type { Dataset, Template } from "../admin/types";
 import { Field, GenerationFields } from "../admin/ui";
+import { RoundField } from "../rounds/RoundField";
 import { versionChoices } from "../runs/startRun";
 import { evalApi, usableVersions } from "./evalApi";
 import { buildCreateBody, DEFAULT_LIMIT, EMPTY_FORM, mapCreateErrors, MAX_LIMIT, MAX_VERSIONS, MIN_VERSIONS, type EvalForm, type SplitChoice } from "./newEval";
@@ -71,7 +73,7 @@ export function NewEvaluationForm({ projects, initialProject, onCreated, onCance
             value={form.project}
             onChange={(e) => {
               set("project", e.target.value);
-              setForm((current) => ({ ...current, dataset: "", template: "", versions: [] }));
+              setForm((current) => ({ ...current, dataset: "", template: "", versions: [], round: "" }));
             }}
           >
             <option value="">Choose a project…</option>
@@ -125,6 +127,13 @@ export function NewEvaluationForm({ projects, initialProject, onCreated, onCance
         <Field label="Seed" error={errors.seed} hint="Optional: fixes the sampling and the A/B order.">
           <input inputMode="numeric" className="narrow" value={form.seed} placeholder="random" onChange={(e) => set("seed", e.target.value)} />
         </Field>
+        <RoundField
+          projectId={projectId}
+          value={form.round}
+          onChange={(value) => set("round", value)}
+          error={errors.round}
+          hint="Optional: the round of the loop this evaluation judges; its win rate shows on the rounds page."
+        />
       </div>
       <VersionPicker
         choices={choices}

@@ -1,9 +1,11 @@
 /**
  * The "New evaluation" form's rules: form state (text as typed) to the POST body of
  * /api/projects/{source}/evaluations/, or the errors to show at the fields; and a 400 answer back to
- * the fields. Limits follow the API contract: 2..8 distinct versions, limit 1..2000 (default 100).
+ * the fields. Limits follow the API contract: 2..8 distinct versions, limit 1..2000 (default 100);
+ * `round` (a round of the source project the evaluation joins) is sent only when one is chosen.
  */
 import { fieldErrors } from "../admin/format";
+import { parseRound } from "../rounds/join";
 import type { EvalCreateBody } from "./types";
 
 export const MIN_VERSIONS = 2;
@@ -26,12 +28,14 @@ export type EvalForm = {
   maxNewTokens: string;
   temperature: string;
   seed: string;
+  /** The id of a round of the source project the evaluation joins, or "" for none. */
+  round: string;
 };
 
-export const EMPTY_FORM: EvalForm = { project: "", name: "", dataset: "", split: "test", template: "", limit: "", versions: [], maxNewTokens: "", temperature: "", seed: "" };
+export const EMPTY_FORM: EvalForm = { project: "", name: "", dataset: "", split: "test", template: "", limit: "", versions: [], maxNewTokens: "", temperature: "", seed: "", round: "" };
 
 /** The form fields a server error may name; anything else is shown at the top of the form. */
-export const FORM_FIELDS = ["project", "name", "dataset", "split", "template", "limit", "versions", "generation", "seed"] as const;
+export const FORM_FIELDS = ["project", "name", "dataset", "split", "template", "limit", "versions", "generation", "seed", "round"] as const;
 
 const WHOLE = /^\d+$/;
 
@@ -68,6 +72,8 @@ export function buildCreateBody(form: EvalForm): Built {
     if (!Number.isFinite(value) || value < 0) errors.generation = [errors.generation, `Temperature must be a number ≥ 0, not “${temperature}”.`].filter(Boolean).join(" ");
     else generation.temperature = value;
   }
+  const round = parseRound(form.round);
+  if ("error" in round) errors.round = round.error;
   if (Object.keys(errors).length) return { errors };
 
   const body: EvalCreateBody = {
@@ -80,6 +86,7 @@ export function buildCreateBody(form: EvalForm): Built {
   if (form.template) body.template = Number(form.template);
   if (Object.keys(generation).length) body.generation = generation;
   if (seed.value !== undefined) body.seed = seed.value;
+  if (!("error" in round) && round.value !== null) body.round = round.value;
   return { project: Number(form.project), body };
 }
 

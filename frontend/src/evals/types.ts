@@ -109,4 +109,6 @@ export type EvalCreateBody = {
   template?: number;
   generation?: Record<string, number>;
   seed?: number;
+  /** A round of the source project the evaluation joins. */
+  round?: number;
 };

@@ -2,9 +2,11 @@
  * A project's rounds of the loop (/projects/:id/rounds, in the project console): each round a
  * column, its figures in rows (what it generated and collected, the reward model's accuracy, the
  * policy's held-out reward and KL, what it registered, the human win rate against its base, the
- * guard), a plot across rounds, and for project admins the "Start next round" form.
+ * guard), a plot across rounds, and for project admins the "Start next round" form. While a run of
+ * a round is queued, running or cancelling the page refreshes itself (runsInFlight, join.ts), one
+ * request at a time; it stops when every run is finished.
  */
-import { useState, type ReactNode } from "react";
+import { useEffect, useState, type ReactNode } from "react";
 import type { Project } from "../api";
 import { COLORS, TimeSeriesChart } from "../admin/charts";
 import { formatWhen } from "../admin/format";
@@ -31,15 +33,29 @@ import {
   sortRounds,
   trend,
 } from "./rounds";
+import { runsInFlight } from "./join";
 import { roundsApi } from "./roundsApi";
 import { StartRoundForm } from "./StartRoundForm";
 import type { Round } from "./types";
+
+/** How long the page waits after an answer before asking again while a run is in flight (the
+ * answer recomputes each round's figures, evaluation results included: not every second). */
+export const ROUNDS_POLL_MS = 5000;
 
 export function RoundsPage({ project, canEdit }: { project: Project; canEdit: boolean }) {
   const rounds = useLoad(() => roundsApi.list(project.id), String(project.id));
   const [starting, setStarting] = useState(false);
   const [started, setStarted] = useState<Round | null>(null);
   const list = rounds.data ? sortRounds(rounds.data) : null;
+  const inFlight = runsInFlight(rounds.data).length;
+  const live = inFlight > 0 && !rounds.error;
+
+  // Ask again a while after each answer, never while a request is out.
+  useEffect(() => {
+    if (!live || rounds.loading) return;
+    const timer = setTimeout(() => void rounds.reload(), ROUNDS_POLL_MS);
+    return () => clearTimeout(timer);
+  }, [live, rounds.loading, rounds.reload]);
 
   const onStarted = (round: Round) => {
     setStarting(false);
@@ -69,6 +85,11 @@ export function RoundsPage({ project, canEdit }: { project: Project; canEdit: bo
           and registers what it made; the next round starts from that version and puts the RLHF run’s best- and worst-scored samples back to labelers. Runs and
           evaluations join a round with <code>round</code> when they are started.
         </p>
+        {live && (
+          <p className="muted small" data-testid="rounds-live">
+            {inFlight} {inFlight === 1 ? "run is" : "runs are"} queued or running: this page refreshes itself every {ROUNDS_POLL_MS / 1000} s until they finish.
+          </p>
+        )}
         {started && (
           <p className="ok" role="status">
             {roundName(started)} started

@@ -2,7 +2,8 @@
  * Start a training run (POST /api/runs/) from a project's Runs tab: pick a kind, fill the inputs it
  * lists (registry versions, a snapshot, a dataset, templates, the constitution, ...) with pickers, and
  * change the config fields you need (each shows its default; untouched ones are not sent). A 400 puts
- * each error next to its field; a 202 opens the new run's page. The rules live in startRun.ts.
+ * each error next to its field; a 202 opens the new run's page. An optional "Round" makes the run join
+ * one of the project's rounds of the loop (`round`, sent only when chosen). The rules live in startRun.ts.
  */
 import { useEffect, useId, useRef, useState, type FormEvent } from "react";
 import { api, constitutionApi, registryVersions, runsApi, type Page, type RunConfigField, type RunKindSpec } from "../api";
@@ -11,6 +12,7 @@ import { useLoad } from "../admin/hooks";
 import type { Dataset, Snapshot, Template } from "../admin/types";
 import { ErrorNote, Field } from "../admin/ui";
 import { navigate } from "../router";
+import { RoundField } from "../rounds/RoundField";
 import type { Run } from "./runEvents";
 import {
   ALTERNATIVES,
@@ -81,6 +83,7 @@ export function StartRunForm({ projectId, onCancel }: { projectId: number; onCan
   const spec = kinds.data?.find((k) => k.kind === kind) ?? null;
   const [inputs, setInputs] = useState<Record<string, InputValue>>({});
   const [config, setConfig] = useState<Record<string, string | boolean>>({});
+  const [round, setRound] = useState("");
   const [showAdvanced, setShowAdvanced] = useState(false);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [sending, setSending] = useState(false);
@@ -104,6 +107,10 @@ export function StartRunForm({ projectId, onCancel }: { projectId: number; onCan
     setInputs((current) => ({ ...current, [name]: value }));
     clearError(`inputs.${name}`);
   };
+  const chooseRound = (value: string) => {
+    setRound(value);
+    clearError("round");
+  };
   const setConfigValue = (name: string, value: string | boolean) => {
     setConfig((current) => ({ ...current, [name]: value }));
     clearError(`config.${name}`);
@@ -121,7 +128,7 @@ export function StartRunForm({ projectId, onCancel }: { projectId: number; onCan
       showErrors({ kind: "Choose the kind of run to start." });
       return;
     }
-    const built = buildRunRequest(spec, projectId, { inputs, config });
+    const built = buildRunRequest(spec, projectId, { inputs, config, round });
     if (built.errors) {
       showErrors(built.errors);
       return;
@@ -173,6 +180,7 @@ export function StartRunForm({ projectId, onCancel }: { projectId: number; onCan
               ))}
             </select>
           </Field>
+          <RoundField projectId={projectId} value={round} onChange={chooseRound} error={errors.round} hint="Optional: the round of the loop this run belongs to; it counts in that round’s figures." />
         </div>
       )}
       {spec && (

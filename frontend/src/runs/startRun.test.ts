@@ -192,6 +192,35 @@ describe("buildRunRequest", () => {
   });
 });
 
+describe("the run's round", () => {
+  const form = { inputs: { base_version: "3" }, config: {} };
+
+  it("is left out of the body when none is chosen", () => {
+    const expected = { kind: "sft", project: 1, inputs: { base_version: 3 }, config: {} };
+    expect(buildRunRequest(SFT, 1, form).body).toEqual(expected);
+    expect(buildRunRequest(SFT, 1, { ...form, round: "" }).body).toEqual(expected);
+  });
+
+  it("is sent as an id when one is chosen", () => {
+    expect(buildRunRequest(SFT, 1, { ...form, round: "5" }).body).toEqual({ kind: "sft", project: 1, inputs: { base_version: 3 }, config: {}, round: 5 });
+  });
+
+  it("is refused at its field when it is not an id, with the other errors", () => {
+    const result = buildRunRequest(SFT, 1, { inputs: { limit: "-1" }, config: {}, round: "x" });
+    expect(result.body).toBeNull();
+    expect(result.errors).toEqual({ "inputs.limit": "limit must be a positive whole number, not “-1”.", round: "Choose a round from the list, not “x”." });
+  });
+
+  it("shows the server's refusal of the round at the Round field, with or without a kind", () => {
+    const error = new ApiError(400, "round: there is no round 9 in project 1", { round: ["there is no round 9 in project 1"] });
+    expect(mapRunErrors(error, SFT)).toEqual({ round: "there is no round 9 in project 1" });
+    expect(mapRunErrors(error, null)).toEqual({ round: "there is no round 9 in project 1" });
+    // A kind's config field named like it stays its own field.
+    const rounds = new ApiError(400, "x", { "config.rounds": ["must be 1..8, got 0"] });
+    expect(mapRunErrors(rounds, CAI_REVISE)).toEqual({ "config.rounds": "must be 1..8, got 0" });
+  });
+});
+
 describe("mapRunErrors", () => {
   it("puts the server's inputs.X and config.X errors at those fields", () => {
     const error = new ApiError(400, "config.rounds: must be 1..8, got 0", {

@@ -9,6 +9,7 @@
  */
 import type { ModelVersion, RegisteredModel, RunConfigField, RunKindSpec, RunStartBody } from "../api";
 import { fieldErrors } from "../admin/format";
+import { parseRound } from "../rounds/join";
 
 /** How an input is picked. */
 export type InputControl =
@@ -272,7 +273,8 @@ export function parseConfigValue(field: RunConfigField, raw: string | boolean | 
 // --- inputs ---
 
 export type InputValue = string | string[];
-export type FormState = { inputs: Record<string, InputValue>; config: Record<string, string | boolean> };
+/** `round`: the id of a round of the project the run joins, "" (or left out) for none. */
+export type FormState = { inputs: Record<string, InputValue>; config: Record<string, string | boolean>; round?: string };
 
 const ID_CONTROLS: InputControl[] = ["version", "snapshot", "dataset", "template", "constitution", "cai_run"];
 
@@ -307,8 +309,9 @@ export type BuildResult = { body: RunStartBody; errors: null } | { body: null; e
 
 /**
  * The body of POST /api/runs/ from the form: the kind's inputs that are filled in (empty ones dropped),
- * the config fields the user changed (parsed by type; fields the inputs fill are never sent). Errors
- * are keyed like the server's (`inputs.limit`, `config.lora_r`) and their messages name the field.
+ * the config fields the user changed (parsed by type; fields the inputs fill are never sent), and the
+ * round it joins only when one is chosen. Errors are keyed like the server's (`inputs.limit`,
+ * `config.lora_r`, `round`) and their messages name the field.
  */
 export function buildRunRequest(spec: RunKindSpec, projectId: number, form: FormState): BuildResult {
   const errors: Record<string, string> = {};
@@ -326,14 +329,18 @@ export function buildRunRequest(spec: RunKindSpec, projectId: number, form: Form
     if ("error" in parsed) errors[`config.${field.name}`] = parsed.error;
     else config[field.name] = parsed.value;
   }
+  const round = parseRound(form.round);
+  if ("error" in round) errors.round = round.error;
   if (Object.keys(errors).length) return { body: null, errors };
-  return { body: { kind: spec.kind, project: projectId, config, inputs }, errors: null };
+  const body: RunStartBody = { kind: spec.kind, project: projectId, config, inputs };
+  if (!("error" in round) && round.value !== null) body.round = round.value;
+  return { body, errors: null };
 }
 
-/** The keys the form shows an error at: the kind, each input of the kind, each editable config field. */
+/** The keys the form shows an error at: the kind, the round, each input of the kind, each editable config field. */
 export function fieldKeys(spec: RunKindSpec | null): string[] {
-  if (!spec) return ["kind"];
-  return ["kind", ...spec.inputs.map((n) => `inputs.${n}`), ...editableConfig(spec).map((f) => `config.${f.name}`)];
+  if (!spec) return ["kind", "round"];
+  return ["kind", "round", ...spec.inputs.map((n) => `inputs.${n}`), ...editableConfig(spec).map((f) => `config.${f.name}`)];
 }
 
 /**
