@@ -35,8 +35,9 @@ RUN_METRICS = (
     "kl_final",
     "eval_loss",
 )
-# Results of an evaluation are recomputed per request; fewer bootstrap rounds keep the list fast.
-SUMMARY_BOOTSTRAP = 200
+# The list reads only pairwise win rates (Wilson intervals, from counts): no Bradley-Terry bootstrap,
+# so a page that polls the rounds list costs counting votes, not resampling them.
+SUMMARY_BOOTSTRAP = 0
 
 
 def rounds_for_project(*, project_id: int) -> QuerySet[Round]:

@@ -19,7 +19,7 @@ from labeling.models import (
     SideBySidePair,
     SideBySideSample,
 )
-from labeling.selectors.stats import _order_scores
+from labeling.selectors.stats import order_scores
 
 READER_ROLES = (Role.REVIEWER, Role.ADMIN)
 OVERALL = "overall"
@@ -110,7 +110,7 @@ def evaluation_votes(evaluation: SideBySideEval) -> dict[str, dict[int | None, l
             continue
         (a_id, a_words), (b_id, b_words) = answers[pair.a_position], answers[1 - pair.a_position]
         for order in orders if isinstance(orders, list) else ():
-            parsed = _order_scores(order)
+            parsed = order_scores(order)
             if parsed is None:
                 continue
             criterion, _ = parsed

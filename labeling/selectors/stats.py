@@ -28,7 +28,7 @@ QUALITY_WINDOW = 20
 QUALITY_BUCKET_PP = 10
 
 
-def _order_scores(order) -> tuple[int | None, dict[int, float]] | None:
+def order_scores(order) -> tuple[int | None, dict[int, float]] | None:
     """(criterion, scores) of one stored order, or None for a malformed one (skipped, not fatal)."""
     if not isinstance(order, dict):
         return None
@@ -194,7 +194,7 @@ def project_stats(
             settled_ids.add(comparison_id)
         matched = False
         for order in orders if isinstance(orders, list) else ():
-            parsed = _order_scores(order)
+            parsed = order_scores(order)
             if parsed is None:
                 continue
             criterion, scores = parsed
@@ -204,7 +204,7 @@ def project_stats(
             item = (comparison_id, criterion)
             by_item[item][labeler_id] = scores
             if is_gold and gold_order and item not in gold:
-                parsed_gold = _order_scores(gold_order)
+                parsed_gold = order_scores(gold_order)
                 if parsed_gold and parsed_gold[1]:
                     gold[item] = parsed_gold[1]
         if matched:

@@ -7,7 +7,7 @@ rank distribution per completion position (position bias at a glance).
 A fixed handful of queries whatever the project's size: the progress counts (two, from
 ``project_progress``), the project's rankings, its completions' positions, the labelers' usernames.
 The orders are parsed and the agreement computed by the same code as ``labeling.selectors.stats``
-(``_order_scores``) and ``labeling.agreement``, so the last bucket agrees with ``GET .../stats/``.
+(``order_scores``) and ``labeling.agreement``, so the last bucket agrees with ``GET .../stats/``.
 
 Cost: the pairwise rate is a sum over items, so it is updated per bucket for the items that changed.
 Krippendorff's alpha is not (its expected disagreement depends on every value), so it is recomputed
@@ -25,7 +25,7 @@ from django.contrib.auth import get_user_model
 from config.exceptions import ServiceError
 from labeling import agreement
 from labeling.models import Completion, LabelSource, Project, Ranking
-from labeling.selectors.stats import DEFAULT_SOURCES, _order_scores, project_progress
+from labeling.selectors.stats import DEFAULT_SOURCES, order_scores, project_progress
 
 User = get_user_model()
 
@@ -137,7 +137,7 @@ def project_stats_timeline(
             continue
         matched = []
         for order in orders if isinstance(orders, list) else ():
-            parsed = _order_scores(order)
+            parsed = order_scores(order)
             if parsed is None:
                 continue
             criterion, scores = parsed
