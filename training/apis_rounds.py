@@ -152,6 +152,9 @@ class RoundOutput(serializers.Serializer):
     reward_model = serializers.DictField(allow_null=True, help_text="The newest succeeded reward_model run's figures.")
     policy = serializers.DictField(allow_null=True, help_text="The newest succeeded rlhf or dpo run's figures.")
     versions = VersionRef(many=True)
+    snapshots = serializers.ListField(
+        child=serializers.IntegerField(), help_text="The preference snapshots this round's runs trained on."
+    )
     evaluations = serializers.ListField(child=serializers.IntegerField())
     human_win_rate = WinRateOutput(allow_null=True)
     guard_samples = serializers.DictField(help_text="The previous round's samples put back to labelers here.")

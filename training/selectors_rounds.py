@@ -199,6 +199,7 @@ def round_summary(round_: Round) -> dict:
         "reward_model": reward and {"run": reward.pk, **_metrics(reward)},
         "policy": policy and {"run": policy.pk, "kind": policy.kind, **_metrics(policy)},
         "versions": [_version_row(v) for v in versions],
+        "snapshots": sorted({r.inputs["snapshot"] for r in runs if isinstance((r.inputs or {}).get("snapshot"), int)}),
         "evaluations": list(round_.evaluations.values_list("pk", flat=True)),
         "human_win_rate": human,
         "guard_samples": round_.guard,

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from labeling.models import Comparison, Completion, Role, SideBySideEval
+from labeling.models import Comparison, Completion, PreferenceSnapshot, Role, SideBySideEval, SnapshotStatus
 from labeling.services.datasets import dataset_import
 from labeling.services.projects import project_create
 from labeling.services.templates import template_create
@@ -156,7 +156,11 @@ def test_a_round_shows_its_figures_side_by_side(api, admin_user, pairs_project, 
             )
             assert submit.status_code == 201
     # A reward model and an RLHF run of the round, and the version the RLHF run registered.
-    reward = finished_run(pairs_project, round_, "reward_model", {"eval_accuracy": 0.71})
+    snapshot = PreferenceSnapshot.objects.create(
+        project=pairs_project, version=1, options={}, status=SnapshotStatus.READY
+    )
+    trained_on = {"snapshot": snapshot.pk}
+    reward = finished_run(pairs_project, round_, "reward_model", {"eval_accuracy": 0.71}, inputs=trained_on)
     rlhf = finished_run(pairs_project, round_, "rlhf", {"eval_heldout_reward_after": 0.4, "eval_kl_after": 0.05})
     new = tiny_versions(tmp_path / "new", pairs_project, n=1, name="policy-rlhf")[0]
     ModelVersion.objects.filter(pk=new.pk).update(source_run_id=rlhf.pk)
@@ -176,17 +180,18 @@ def test_a_round_shows_its_figures_side_by_side(api, admin_user, pairs_project, 
     assert body["labeling"]["pairs"] == 8 and body["labeling"]["agreement"] == 1.0
     assert body["reward_model"] == {"run": reward.pk, "eval_accuracy": 0.71}
     assert body["policy"]["run"] == rlhf.pk and body["policy"]["eval_kl_after"] == 0.05
-    assert [v["id"] for v in body["versions"]] == [new.pk]
+    assert [v["id"] for v in body["versions"]] == [new.pk] and body["snapshots"] == [snapshot.pk]
     win = body["human_win_rate"]
     assert (win["version"], win["against"], win["win_rate"], win["n"]) == (new.pk, base.pk, 1.0, 6)
     assert body["guard"]["run"] == rlhf.pk  # an RLHF run with no samples file: an empty report
 
 
-def finished_run(project, round_, kind, metrics, samples=None) -> TrainingRun:
+def finished_run(project, round_, kind, metrics, samples=None, inputs=None) -> TrainingRun:
     run = TrainingRun.objects.create(
         kind=kind,
         state=RunState.SUCCEEDED,
         config={},
+        inputs=inputs or {},
         project=project,
         round=round_,
         outputs={"result": {"metrics": metrics}},

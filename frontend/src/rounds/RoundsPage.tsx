@@ -190,6 +190,16 @@ const FIGURES: Figure[] = [
   { key: "kl", label: "KL from the reference", hint: "On held-out prompts (eval_kl_after).", cell: (r) => formatNumber(klAfter(r), 4) },
   { key: "versions", label: "Versions registered", cell: (r) => (r.versions.length ? r.versions.map((v) => v.label).join(", ") : dash) },
   {
+    key: "snapshots",
+    label: "Snapshots trained on",
+    cell: (r) =>
+      r.snapshots?.length ? (
+        <Link href={`/projects/${r.project}/admin/snapshots`}>{r.snapshots.map((id) => `#${id}`).join(", ")}</Link>
+      ) : (
+        dash
+      ),
+  },
+  {
     key: "win_rate",
     label: "Human win rate vs base",
     hint: "The new version against the round’s base, side by side, with its 95% interval.",

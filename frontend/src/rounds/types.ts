@@ -82,6 +82,7 @@ export type Round = {
   reward_model: RewardModelSummary | null;
   policy: PolicySummary | null;
   versions: VersionRef[];
+  snapshots: number[]; // the preference snapshots the round's runs trained on
   evaluations: number[];
   human_win_rate: HumanWinRate | null;
   guard_samples: GuardSamples;
