@@ -23,7 +23,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
@@ -129,12 +129,6 @@ class Speed:
     tasks: int
     median_seconds: float | None
     per_hour: float | None  # tasks per hour of time spent on them: 3600 * tasks / total seconds
-
-
-@dataclass
-class LabelerQuality:
-    consensus: PairCount = field(default_factory=PairCount)
-    gold: PairCount = field(default_factory=PairCount)
 
 
 # -- inter-labeler agreement -----------------------------------------------------------------------

@@ -6,9 +6,8 @@ transaction, so a bad file imports nothing.
 """
 
 import csv
-import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import IO, Any
 
 csv.field_size_limit(64 * 1024 * 1024)
@@ -130,8 +129,3 @@ def require(row: dict, field: str, kind: type | tuple[type, ...], *, line: int, 
 
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
-
-
-def text_stream(lines: Iterable[str]) -> IO[bytes]:
-    """A bytes stream over text lines: handy for tests and for files already in memory."""
-    return io.BytesIO("".join(lines).encode())
