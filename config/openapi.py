@@ -10,7 +10,10 @@ Both are derived from the generated paths, so a new route gets them without a ha
 - **Blank and empty**: a trimmed CharField that may not be blank has a pattern that needs a character
   other than whitespace (as ``str.strip()`` sees it); a ListField that may not be empty has ``minItems: 1``.
 - **Rules across fields**: a serializer's ``schema_rules`` (JSON Schema keywords: ``oneOf``, ``not``, ...)
-  are merged into its request schema, next to the ``validate()`` that checks them.
+  are merged into its request schema, next to the ``validate()`` that checks them. A ``oneOf`` or
+  ``anyOf`` rule goes inside ``allOf`` (the same constraint): code generators read a ``oneOf`` beside
+  ``properties`` as "the body is one of these branches" and drop the properties
+  (tests/test_generated_client.py builds a client from this schema).
 - **Form bodies carry no null**: a form field is text, and DRF reads an empty one as null; the form
   media types of a body get a copy of its schema without ``nullable`` (a client that sends the JSON
   spelling ``null`` in a form sends the string "null"), and a required list has at least one item
@@ -180,6 +183,10 @@ def _request_components(cls, components: dict):
             yield component, components[component]
 
 
+# Rules that say "one of these shapes": kept as allOf: [{oneOf: ...}] beside the properties.
+ALTERNATIVES = ("oneOf", "anyOf")
+
+
 def _describe_inputs(components: dict) -> None:
     """What request serializers say about themselves beyond their fields (see the module docstring):
     ``reject_unknown_fields`` (a key they do not declare is a 400), ``validated_whole`` (a PATCH
@@ -196,7 +203,17 @@ def _describe_inputs(components: dict) -> None:
             _field_rules(fields, component.get("properties", {}))
             rules = getattr(cls, "schema_rules", {})
             for keyword, value in (rules() if callable(rules) else rules).items():
-                component[keyword] = value
+                if keyword in ALTERNATIVES:
+                    component.setdefault("allOf", []).append({keyword: value})
+                elif keyword == "allOf":
+                    component.setdefault("allOf", []).extend(value)
+                else:
+                    component[keyword] = value
+
+
+def rule(component: dict, keyword: str) -> list:
+    """The branches of ``component``'s ``oneOf`` or ``anyOf`` rule (from its ``schema_rules``)."""
+    return next((entry[keyword] for entry in component.get("allOf", []) if keyword in entry), [])
 
 
 # Python's whitespace, as str.strip() (DRF's trim_whitespace) sees it: wider than a pattern's \s.
@@ -306,7 +323,7 @@ def _refuse_nul(schema: dict) -> None:
 
 def _requires_fields(schema: dict, components: dict) -> bool:
     schema = _resolve(schema, components)
-    return bool(schema.get("required")) or any(option.get("required") for option in schema.get("oneOf", []))
+    return bool(schema.get("required")) or any(option.get("required") for option in rule(schema, "oneOf"))
 
 
 def postprocess(result, generator, request, public):

@@ -29,6 +29,13 @@ class ComparisonOutput(serializers.ModelSerializer):
 JSONL_EXTENSIONS = (".jsonl", ".ndjson", ".json")  # labeling.services.comparisons.iter_jsonl_upload
 
 
+class ComparisonImportOutput(serializers.Serializer):
+    """What labeling.services.comparisons.comparisons_import answers."""
+
+    created = serializers.IntegerField(help_text="Comparisons created (the import is all or nothing).")
+    gold = serializers.IntegerField(help_text="How many of them are gold comparisons (with a known ranking).")
+
+
 class UploadInput(serializers.Serializer):
     file = serializers.FileField()
 
@@ -65,7 +72,7 @@ class ComparisonListImportApi(Paginated, ProjectAPIView):
 
     @extend_schema(
         request=upload_request(UploadInput, extensions=JSONL_EXTENSIONS, example="comparisons.jsonl"),
-        responses={201: dict},
+        responses={201: ComparisonImportOutput},
         summary="Import JSONL lines {prompt, completions: [K], split?, metadata?, gold?: {ranks, failed}}",
     )
     def post(self, request, project_id: int):

@@ -33,7 +33,8 @@ class UserListCreateApi(Paginated, APIView):
         username = serializers.CharField(max_length=150)
         # Checked by AUTH_PASSWORD_VALIDATORS (labeling.services.accounts), not here; spaces are kept.
         password = serializers.CharField(write_only=True, trim_whitespace=False)
-        email = serializers.EmailField(required=False, default="")
+        # Blank is its default, so a client that sends the documented default gets an account, not a 400.
+        email = serializers.EmailField(required=False, allow_blank=True, default="")
         is_staff = serializers.BooleanField(required=False, default=False)
 
     def check_platform_admin(self, request):
