@@ -289,6 +289,8 @@ SPECTACULAR_SETTINGS = {
         "RunKindEnum": "training.models.RunKind",
         "RunStateEnum": "training.models.RunState",
         "RunEventTypeEnum": "training.models.RunEventType",
+        "FormatEnum": "models_registry.models.ArtifactFormat",
+        "ImportFormatEnum": "labeling.external_formats.FORMATS",
     },
     # Swagger UI from drf-spectacular-sidecar's static files, not a CDN: docs work offline.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from labeling.apis import ai_audit, auth, comparisons, constitutions, labeling, projects
+from labeling.apis import ai_audit, auth, comparisons, constitutions, imports, labeling, projects
 from labeling.apis import datasets as dataset_apis
 from labeling.apis import snapshots as snapshot_apis
 from labeling.apis import templates as template_apis
@@ -25,6 +25,7 @@ urlpatterns = [
     path(P + "criteria/<int:criterion_id>/", projects.CriterionDetailApi.as_view(), name="project-criterion-detail"),
     path(P + "comparisons/", comparisons.ComparisonListImportApi.as_view(), name="project-comparisons"),
     path(P + "preferences/", comparisons.PreferenceImportApi.as_view(), name="project-preferences"),
+    path(P + "imports/", imports.ExternalImportApi.as_view(), name="project-imports"),
     path(P + "next/", labeling.NextApi.as_view(), name="project-next"),
     path("assignments/<int:assignment_id>/ranking/", labeling.RankingSubmitApi.as_view(), name="assignment-ranking"),
     path("assignments/<int:assignment_id>/skip/", labeling.SkipApi.as_view(), name="assignment-skip"),

@@ -125,6 +125,11 @@ NOT_IN_SCHEMA: dict[str, list[tuple[str, str, str]]] = {
     ],
     "POST /api/projects/{project_id}/comparisons/": [("file|", ".", FILE)],
     "POST /api/projects/{project_id}/preferences/": [("file|", ".", FILE)],
+    "POST /api/projects/{project_id}/imports/": [
+        ("file|", ".", FILE + ", and who its annotators are among the stored users"),
+        ("annotators", "JSON object", "a JSON object written in a form field's text, which a schema cannot parse"),
+        ("failed_buckets", "also in bucket_order", "two lists that share no name (uniqueness across fields)"),
+    ],
     "POST /api/projects/{project_id}/constitutions/": [
         (
             r"principles\[\d+\]\.key",

@@ -132,6 +132,7 @@ EXPECTED: dict[str, dict[str, object]] = {
     f"GET {P}comparisons/": reviewers(200),
     f"POST {P}comparisons/": admins(),
     f"POST {P}preferences/": admins(),
+    f"POST {P}imports/": admins(),
     f"GET {P}rankings/": members(200),  # a labeler sees their own
     f"GET {P}next/": rule(OK, **HIDDEN, platform_admin=404),  # labeling takes a membership
     f"GET {P}stats/": members(200),

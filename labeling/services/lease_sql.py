@@ -74,11 +74,13 @@ def membership_with_live_lease(*, project_id: int, user_id: int, now):
 def lock_candidate(*, project_id: int, user_id: int, now, gold: bool, overlap: int, exclude: list[int]):
     """The comparison this labeler should get next (fewest labels first), locked, or None.
 
-    Comparisons an AI labeled are left out unless they were kept for a human spot check (human_queue).
+    Comparisons an AI labeled are left out unless they were kept for a human spot check (human_queue),
+    and so are the ones the labeler already has a ranking on without a lease here (an import of their
+    Label Studio or Argilla work: labeling.services.external_imports).
 
     Skips rows other transactions hold: concurrent labelers spread over the queue instead of queueing.
     """
-    params: list = [project_id, gold, True, user_id]
+    params: list = [project_id, gold, True, user_id, user_id]
     room = ""
     if not gold:  # gold items go to every labeler once; overlap does not apply
         live = f"(SELECT COUNT(*) FROM {A} WHERE comparison_id = c.id AND {LIVE})"
@@ -91,7 +93,8 @@ def lock_candidate(*, project_id: int, user_id: int, now, gold: bool, overlap: i
     lock = " FOR UPDATE OF c SKIP LOCKED" if locks() else ""
     row = fetchone(
         f"SELECT c.id FROM {C} c WHERE c.project_id = %s AND c.is_gold = %s AND c.human_queue = %s"
-        f" AND NOT EXISTS (SELECT 1 FROM {A} WHERE comparison_id = c.id AND labeler_id = %s){room}{skip}"
+        f" AND NOT EXISTS (SELECT 1 FROM {A} WHERE comparison_id = c.id AND labeler_id = %s)"
+        f" AND NOT EXISTS (SELECT 1 FROM {R} WHERE comparison_id = c.id AND labeler_id = %s){room}{skip}"
         f" ORDER BY c.label_count, c.id LIMIT 1{lock}",
         params,
     )

@@ -20,7 +20,7 @@ from labeling.models import Comparison, Dataset, Project
 pytestmark = pytest.mark.django_db
 
 LIMIT = 500
-ENDPOINTS = ("datasets", "comparisons", "preferences")
+ENDPOINTS = ("datasets", "comparisons", "preferences", "imports")
 
 
 class CountingTemporaryFileUploadHandler(TemporaryFileUploadHandler):
