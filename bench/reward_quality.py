@@ -123,7 +123,7 @@ def _short(value: float) -> str:
 
 
 # Each backbone's defaults: its best setting on dev so far (see DEFAULT_LEARNING_RATES in
-# training/ml/reward_config.py). MiniLM 3e-5, 2 epochs, 256 tokens: dev 0.649, test 0.624 (5e-5 for
+# training/ml/reward_model_config.py). MiniLM 3e-5, 2 epochs, 256 tokens: dev 0.649, test 0.624 (5e-5 for
 # 1 epoch: dev 0.682 but test 0.578 -- within dev noise of ~0.03 on 242 pairs, one seed, so the
 # default is kept; run it with --lr 5e-5 --epochs 1). SmolLM2 LoRA r16 5e-4, 128 tokens: dev 0.669, test 0.585 -- that
 # run was started with 1 epoch and, too slow on the shared CPU, resumed from its step-50 checkpoint

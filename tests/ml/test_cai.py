@@ -125,7 +125,7 @@ def test_a_config_needs_its_principles():
 
 
 @pytest.mark.parametrize(
-    "first", ["training.ml.constitution", "training.ml.cai_config", "training.ml.ai_feedback_config"]
+    "first", ["training.ml.constitution", "training.ml.cai_revise_config", "training.ml.ai_feedback_config"]
 )
 def test_any_module_can_be_imported_first_and_stays_light(first):
     # constitution imports configs, which registers the kind configs, which import constitution.

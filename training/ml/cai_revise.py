@@ -1,5 +1,5 @@
 """The ``cai_revise`` run kind: the supervised stage of Constitutional AI (Bai et al. 2022; DESIGN.md,
-The ML). Pure ML: no Django. Config: :class:`training.ml.cai_config.CaiReviseConfig`.
+The ML). Pure ML: no Django. Config: :class:`training.ml.cai_revise_config.CaiReviseConfig`.
 
 For each prompt: the model answers it; then, each round, under a sampled principle, it is asked the
 principle's ``critique_request`` about its answer and then its ``revision_request``; the revision is
@@ -33,7 +33,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from training.ml.cai_config import CaiReviseConfig
+from training.ml.cai_revise_config import CaiReviseConfig
 from training.ml.configs import GenerateConfig
 from training.ml.constitution import PrincipleSampler
 from training.ml.events import EventWriter

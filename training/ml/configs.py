@@ -245,11 +245,11 @@ CONFIGS: dict[str, type[BaseConfig]] = {GenerateConfig.KIND: GenerateConfig}
 # Each kind's config class lives in its own light module (no torch) and is registered here.
 KIND_CONFIG_MODULES = {
     "sft": "training.ml.sft_config",
-    "reward_model": "training.ml.reward_config",
+    "reward_model": "training.ml.reward_model_config",
     "dpo": "training.ml.dpo_config",
     "rlhf": "training.ml.rlhf_config",
     "evaluate": "training.ml.evaluate_config",
-    "cai_revise": "training.ml.cai_config",
+    "cai_revise": "training.ml.cai_revise_config",
     "ai_feedback": "training.ml.ai_feedback_config",
 }
 

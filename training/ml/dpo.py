@@ -2,7 +2,7 @@
 snapshot's pair files (DESIGN.md, The ML: DPO). Pure ML: no Django.
 
 Input: ``train.jsonl`` (and ``eval.jsonl``) of a snapshot: ``prompt``, ``chosen``, ``rejected`` (the
-completions alone). Config: :class:`training.ml.dpo_config.DPORunConfig`.
+completions alone). Config: :class:`training.ml.dpo_config.DPOConfig`.
 
 How it trains:
 - Each pair is tokenized here, the way generation sees it: the prompt through
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from training.ml.dpo_config import DPORunConfig
+from training.ml.dpo_config import DPOConfig
 from training.ml.events import EventWriter
 from training.ml.generation import format_prompt
 from training.ml.hf_training import (
@@ -55,7 +55,7 @@ EVAL_METRICS = {  # TRL's eval log name -> ours
 }
 
 
-def load_tokenizer(config: DPORunConfig):
+def load_tokenizer(config: DPOConfig):
     from transformers import AutoTokenizer
 
     extra = {"gguf_file": config.gguf_file} if config.gguf_file else {}
@@ -100,7 +100,7 @@ def tokenize_pair(
     return {"prompt_ids": prompt_ids, "chosen_ids": chosen_ids, "rejected_ids": rejected_ids}, cut
 
 
-def read_pairs(path: str, tokenizer, config: DPORunConfig) -> tuple[list[dict], int]:
+def read_pairs(path: str, tokenizer, config: DPOConfig) -> tuple[list[dict], int]:
     """The tokenized pairs of a pair file and how many were cut to fit ``max_length``."""
     rows = read_jsonl(path, required=("prompt", "chosen", "rejected"))
     if not rows:
@@ -143,11 +143,11 @@ def _evaluate(trainer) -> dict[str, float]:
     return {ours: float(measured[theirs]) for theirs, ours in EVAL_METRICS.items() if theirs in measured}
 
 
-def run(config: DPORunConfig, out_dir: Path, events: EventWriter) -> dict:
+def run(config: DPOConfig, out_dir: Path, events: EventWriter) -> dict:
     import torch
+    import trl
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
-    from trl import DPOConfig
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -176,7 +176,7 @@ def run(config: DPORunConfig, out_dir: Path, events: EventWriter) -> dict:
         f"{f', {len(evaluation)} eval pairs' if evaluation else ''} in {time.monotonic() - started:.1f} s"
     )
 
-    args = DPOConfig(
+    args = trl.DPOConfig(
         **trainer_args(
             config,
             out_dir,
@@ -252,7 +252,7 @@ def _replace_folder(folder: Path) -> Path:
     return folder
 
 
-def _save(model, tokenizer, config: DPORunConfig, out_dir: Path, method: str) -> list[dict]:
+def _save(model, tokenizer, config: DPOConfig, out_dir: Path, method: str) -> list[dict]:
     model.eval()
     if method == "full":
         folder = _replace_folder(out_dir / MODEL_DIR)

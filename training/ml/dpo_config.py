@@ -29,7 +29,7 @@ DEFAULT_LEARNING_RATES = {"lora": 5e-5, "full": 1e-6, "none": 1e-6}
 
 
 @dataclass(kw_only=True)
-class DPORunConfig(PeftOptions, TrainConfig):
+class DPOConfig(PeftOptions, TrainConfig):
     """Direct preference optimization of a causal LM (TRL ``DPOTrainer``) on a snapshot's pair files.
 
     ``train_file`` (and the optional ``eval_file``): JSONL rows with ``prompt``, ``chosen``,
@@ -88,4 +88,4 @@ class DPORunConfig(PeftOptions, TrainConfig):
             )
 
 
-CONFIG = DPORunConfig
+CONFIG = DPOConfig

@@ -3,7 +3,7 @@
 
 Input: a snapshot's ``train.jsonl`` (and ``eval.jsonl``): ``prompt``, ``chosen``, ``rejected`` (the
 completions alone), ``margin``, ``weight`` (other columns are ignored). Config:
-:class:`training.ml.reward_config.RewardModelConfig`.
+:class:`training.ml.reward_model_config.RewardModelConfig`.
 
 How it trains:
 - The model is ``AutoModelForSequenceClassification`` with one label, loaded from ``model_path``: a
@@ -50,7 +50,7 @@ from training.ml.hf_training import (
     torch_setup,
     trainer_args,
 )
-from training.ml.reward_config import RewardModelConfig
+from training.ml.reward_model_config import RewardModelConfig
 from training.ml.rewards import reward_text
 
 TASK = "reward-model"

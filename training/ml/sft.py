@@ -1,7 +1,7 @@
 """The ``sft`` run kind: supervised fine-tuning with TRL's ``SFTTrainer`` (DESIGN.md, The ML: SFT).
 
 Input: ``train_file`` (and optionally ``eval_file``), JSONL of ``{"prompt": ..., "completion": ...}``.
-Config: :class:`training.ml.sft_config.SFTRunConfig`.
+Config: :class:`training.ml.sft_config.SFTConfig`.
 
 How it trains:
 - Each pair is tokenized here, the way generation will see it: the prompt through
@@ -55,12 +55,12 @@ from training.ml.hf_training import (
     torch_setup,
     trainer_args,
 )
-from training.ml.sft_config import SFTRunConfig
+from training.ml.sft_config import SFTConfig
 
 TASK = "causal-lm"
 
 
-def load_tokenizer(config: SFTRunConfig):
+def load_tokenizer(config: SFTConfig):
     from transformers import AutoTokenizer
 
     extra = {"gguf_file": config.gguf_file} if config.gguf_file else {}
@@ -106,7 +106,7 @@ def tokenize_rows(tokenizer, rows: list[dict], *, max_length: int, path: str) ->
     return examples, cut
 
 
-def _dataset(tokenizer, path: str, config: SFTRunConfig, events: EventWriter):
+def _dataset(tokenizer, path: str, config: SFTConfig, events: EventWriter):
     from datasets import Dataset
 
     rows = read_jsonl(path, required=("prompt", "completion"))
@@ -140,11 +140,12 @@ class Setup:
     total_params: int
 
 
-def build_trainer(config: SFTRunConfig, out_dir: Path, events: EventWriter) -> Setup:
+def build_trainer(config: SFTConfig, out_dir: Path, events: EventWriter) -> Setup:
     """The tokenizer, the tokenized data sets, the model (with its PEFT wrapper) and the SFTTrainer."""
     import torch
+    import trl
     from transformers import AutoModelForCausalLM
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     device, dtype = torch_setup(config)
     method = "full" if config.peft_method == "none" else config.peft_method
@@ -159,7 +160,7 @@ def build_trainer(config: SFTRunConfig, out_dir: Path, events: EventWriter) -> S
         f"({train_tokens} tokens){f', {len(eval_dataset)} eval rows' if eval_dataset is not None else ''} "
         f"in {time.monotonic() - started:.1f} s"
     )
-    args = SFTConfig(
+    args = trl.SFTConfig(
         **trainer_args(
             config,
             out_dir,
@@ -184,7 +185,7 @@ def build_trainer(config: SFTRunConfig, out_dir: Path, events: EventWriter) -> S
     return Setup(trainer, tokenizer, method, len(train_dataset), train_tokens, trainable, total)
 
 
-def run(config: SFTRunConfig, out_dir: Path, events: EventWriter) -> dict:
+def run(config: SFTConfig, out_dir: Path, events: EventWriter) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     setup = build_trainer(config, out_dir, events)
@@ -229,7 +230,7 @@ def _train_loss(trainer, result, checkpoint: str | None) -> float | None:
     return float(sum(logged) / len(logged)) if logged else None
 
 
-def _save(trainer, tokenizer, config: SFTRunConfig, out_dir: Path, method: str) -> list[dict]:
+def _save(trainer, tokenizer, config: SFTConfig, out_dir: Path, method: str) -> list[dict]:
     model = trainer.model
     model.eval()
     if method == "full":

@@ -11,7 +11,7 @@ DEFAULT_LEARNING_RATES = {"lora": 2e-4, "prompt_tuning": 3e-2, "full": 2e-5, "no
 
 
 @dataclass(kw_only=True)
-class SFTRunConfig(PeftOptions, TrainConfig):
+class SFTConfig(PeftOptions, TrainConfig):
     """Supervised fine-tuning of a causal LM on prompt -> completion pairs (TRL ``SFTTrainer``).
 
     ``train_file`` (and the optional ``eval_file``): JSONL of ``{"prompt": ..., "completion": ...}``
@@ -47,4 +47,4 @@ class SFTRunConfig(PeftOptions, TrainConfig):
             raise ConfigError("eval_steps", "evaluating every eval_steps needs an eval_file")
 
 
-CONFIG = SFTRunConfig
+CONFIG = SFTConfig
