@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from labeling.models import Dataset, Membership, PreferenceSnapshot, PromptRow, PromptTemplate, Ranking, Role
@@ -17,6 +18,7 @@ from labeling.services.datasets import dataset_import
 from labeling.services.projects import project_create
 from labeling.services.snapshots import snapshot_build
 from labeling.services.templates import template_create
+from tests.labeling import external_exports as ex
 from tests.labeling.factories import add_comparisons
 
 from .conftest import screenshot, sign_in
@@ -378,3 +380,66 @@ def test_preference_import_skips_bad_rows_when_asked(page, admin):
     assert result.locator("tbody td").first.inner_text() == "2"
     assert pairs.comparisons.count() == 2
     assert Ranking.objects.filter(comparison__project=pairs, source="imported").count() == 2
+
+
+def test_label_studio_import_creates_members_when_asked_and_shows_the_counts(page, admin):
+    pairs = project_create(created_by=admin, name="Label Studio pairs", completions_per_prompt=2)
+    tasks = ex.dumps(ex.label_studio_pairwise_export())
+    export = [{"name": "project-7-at-2024-05-02.json", "mimeType": "application/json", "buffer": tasks}]
+    sign_in(page, "alice", "pw-alice")
+    open_tab(page, pairs, "imports")
+    form = page.get_by_role("form", name="Import Label Studio or Argilla work")
+    form.get_by_label("Export file").set_input_files(files=export)
+
+    # A 400 on an optional field lands at that field.
+    form.get_by_text("Advanced", exact=True).click()
+    form.get_by_label("Annotators (JSON)").fill("[1, 2]")
+    form.get_by_role("button", name="Import").click()
+    form.locator(".field.invalid").get_by_role("alert").get_by_text("Expected a JSON object").wait_for()
+    assert form.get_by_label("Annotators (JSON)").get_attribute("aria-invalid") == "true"
+
+    # Annotators who are not members: refused, each named, until create_members is checked.
+    form.get_by_label("Annotators (JSON)").fill("")
+    form.get_by_role("button", name="Import").click()
+    refused = form.get_by_role("table", name="Refused items")
+    refused.get_by_role("cell", name="annotator label_studio:1").wait_for()
+    assert refused.get_by_role("cell", name="no such user").count() == 2
+    form.get_by_role("alert").get_by_text("2 annotator(s) cannot be matched").wait_for()
+    assert pairs.comparisons.count() == 0 and not get_user_model().objects.filter(username="ann@example.org").exists()
+
+    form.get_by_label("Create members for annotators who are not members").check()
+    form.get_by_role("button", name="Import").click()
+    result = form.get_by_role("status")
+    result.get_by_text("Imported 2 comparisons and 3 rankings from 3 tasks.").wait_for()
+    counts = result.get_by_role("table", name="Import result")
+    shown = {
+        row.get_by_role("rowheader").text_content(): row.get_by_role("cell").text_content()
+        for row in counts.get_by_role("row").all()
+    }
+    assert shown == {
+        "Comparisons created": "2",
+        "Comparisons imported before": "0",
+        "Rankings created": "3",
+        "Rankings already here": "0",
+        "Unlabeled tasks": "1",
+        "Annotations left out": "cancelled: 1",
+        "Skipped tasks": "0",
+        "Members created (no password yet)": "ann@example.org, bo@example.org",
+        "Users made labelers": "none",
+        "Members matched": "none",
+    }
+    assert form.get_by_role("alert").count() == 0
+    screenshot(page, "admin-imports-label-studio")
+
+    assert pairs.comparisons.count() == 2
+    assert set(pairs.comparisons.values_list("metadata__import_key", flat=True)) == {
+        "label_studio:301",
+        "label_studio:302",
+    }
+    assert Ranking.objects.filter(comparison__project=pairs, source="imported").count() == 3
+    ann = get_user_model().objects.get(username="ann@example.org")
+    assert not ann.has_usable_password() and not ann.is_staff
+    roles = dict(Membership.objects.filter(project=pairs).values_list("user__username", "role"))
+    assert roles == {"alice": Role.ADMIN, "ann@example.org": Role.LABELER, "bo@example.org": Role.LABELER}
+    assert Ranking.objects.filter(comparison__project=pairs, labeler=ann).count() == 2
+    assert all("400" in e or "401" in e for e in page.console_errors), page.console_errors

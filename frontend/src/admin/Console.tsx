@@ -89,7 +89,7 @@ export function Console({ projectId }: { projectId: number }) {
         {tab === "constitution" && <ConstitutionTab {...props} />}
         {tab === "audit" && <AuditTab {...props} />}
         {tab === "snapshots" && <SnapshotsTab {...props} />}
-        {tab === "runs" && !runId && <ExternalTab kind="runs" projectId={project.id} canEdit={canEdit} />}
+        {tab === "runs" && !runId && <ExternalTab projectId={project.id} canEdit={canEdit} />}
         {tab === "runs" && runId && <RunPage runId={Number(runId)} backHref={`/projects/${project.id}/admin/runs`} />}
         {tab === "rounds" && <RoundsPage project={project} canEdit={canEdit} />}
         {tab === "models" && <ModelsTab projectId={project.id} />}

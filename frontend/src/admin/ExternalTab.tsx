@@ -1,7 +1,7 @@
-/** Runs and Models live in other apps (/api/runs/, /api/models/). Where the server has no such
- * endpoint (404) the tab says so plainly; where it answers, the tab lists what it returns. Each run
- * links to its page; the list refreshes itself while a run is queued or running. Project admins get
- * a "Start a run" button that opens the form (runs/StartRunForm.tsx). */
+/** The Runs tab: runs live in another app (/api/runs/). Where the server has no such endpoint (404)
+ * the tab says so plainly; where it answers, the tab lists what it returns. Each run links to its
+ * page; the list refreshes itself while a run is queued or running. Project admins get a "Start a
+ * run" button that opens the form (runs/StartRunForm.tsx). The Models tab is registry/ModelsTab.tsx. */
 import { useEffect, useState } from "react";
 import { ApiError, api, type Page } from "../api";
 import { Link } from "../router";
@@ -15,14 +15,10 @@ const RUNS_POLL_MS = 3000;
 
 type Item = Record<string, unknown>;
 
-const COLUMNS: Record<"runs" | "models", string[]> = {
-  runs: ["id", "kind", "state", "progress_step", "progress_total", "created_at", "finished_at", "error"],
-  models: ["id", "name", "task", "version_count", "latest_version", "aliases", "created_at"],
-};
+const COLUMNS = ["id", "kind", "state", "progress_step", "progress_total", "created_at", "finished_at", "error"];
 
-async function loadItems(kind: "runs" | "models", projectId: number): Promise<Item[]> {
+async function loadRuns(projectId: number): Promise<Item[]> {
   const read = (page: Page<Item> | Item[]) => (Array.isArray(page) ? page : page.results);
-  if (kind === "models") return read(await api.get<Page<Item> | Item[]>("models/", { limit: 100 }));
   try {
     return read(await api.get<Page<Item>>("runs/", { project: projectId, limit: 100 }));
   } catch (error) {
@@ -48,12 +44,11 @@ function RunCell({ column, item, projectId }: { column: string; item: Item; proj
   return <>{cell(column, item[column])}</>;
 }
 
-/** `canEdit` (the console's: the user is an admin of the project) shows "Start a run" on the Runs tab. */
-export function ExternalTab({ kind, projectId, canEdit = false }: { kind: "runs" | "models"; projectId: number; canEdit?: boolean }) {
-  const items = useLoad(() => loadItems(kind, projectId), `${kind}:${projectId}`);
-  const mayStart = kind === "runs" && canEdit;
+/** `canEdit` (the console's: the user is an admin of the project) shows "Start a run". */
+export function ExternalTab({ projectId, canEdit = false }: { projectId: number; canEdit?: boolean }) {
+  const items = useLoad(() => loadRuns(projectId), `runs:${projectId}`);
   const [starting, setStarting] = useState(false);
-  const live = kind === "runs" && (items.data ?? []).some((item) => typeof item.state === "string" && !isTerminal(item.state));
+  const live = (items.data ?? []).some((item) => typeof item.state === "string" && !isTerminal(item.state));
 
   useEffect(() => {
     if (!live) return;
@@ -61,33 +56,32 @@ export function ExternalTab({ kind, projectId, canEdit = false }: { kind: "runs"
     return () => clearInterval(timer);
   }, [live, items.reload]);
 
-  const title = kind === "runs" ? "Training runs" : "Models";
+  const title = "Training runs";
   if (items.error instanceof ApiError && items.error.status === 404) {
     return (
       <section className="card">
         <h2>{title}</h2>
         <p role="status">
-          {title} are not available yet: this server has no <code>/api/{kind}/</code> endpoint (it answered 404). They arrive with the{" "}
-          {kind === "runs" ? "training" : "model registry"} API.
+          {title} are not available yet: this server has no <code>/api/runs/</code> endpoint (it answered 404). They arrive with the training API.
         </p>
       </section>
     );
   }
   const list = items.data;
-  const columns = list && list.length ? COLUMNS[kind].filter((c) => list.some((item) => c in item)) : [];
+  const columns = list && list.length ? COLUMNS.filter((c) => list.some((item) => c in item)) : [];
   return (
     <div className="stack">
-      {mayStart && starting && <StartRunForm projectId={projectId} onCancel={() => setStarting(false)} />}
+      {canEdit && starting && <StartRunForm projectId={projectId} onCancel={() => setStarting(false)} />}
       <section className="card">
         <div className="editor-head">
           <h2>{title}</h2>
-          {mayStart && !starting && (
+          {canEdit && !starting && (
             <button type="button" className="start-run-button" onClick={() => setStarting(true)}>
               Start a run
             </button>
           )}
         </div>
-        <p className="muted small">{kind === "runs" ? "Runs of this project, newest first, as /api/runs/ reports them." : "Registered models, as /api/models/ reports them."}</p>
+        <p className="muted small">Runs of this project, newest first, as /api/runs/ reports them.</p>
         <ErrorNote error={items.error} />
         {list?.length === 0 && <p role="status">None yet.</p>}
         {list && list.length > 0 && (
@@ -104,7 +98,7 @@ export function ExternalTab({ kind, projectId, canEdit = false }: { kind: "runs"
                 <tr key={String(item.id ?? i)}>
                   {columns.map((c) => (
                     <td key={c} className={c === "error" ? "clip" : undefined}>
-                      {kind === "runs" ? <RunCell column={c} item={item} projectId={projectId} /> : cell(c, item[c])}
+                      <RunCell column={c} item={item} projectId={projectId} />
                     </td>
                   ))}
                 </tr>

@@ -1,7 +1,9 @@
-/** Imports of outside work: comparisons (a prompt + K completions) and labelled preference pairs. */
+/** Imports of outside work: comparisons (a prompt + K completions), labelled preference pairs, and
+ * rankings made in Label Studio or Argilla (ExternalImportForm). */
 import { useRef, useState, type FormEvent, type ReactNode } from "react";
 import { upload } from "../api";
 import type { TabProps } from "./Console";
+import { ExternalImportForm } from "./ExternalImportForm";
 import { fieldErrors, rowErrors, type RowError } from "./format";
 import { Field, ProgressBar, RowErrorTable } from "./ui";
 
@@ -41,6 +43,7 @@ export function ImportsTab({ project, canEdit }: TabProps) {
           </>
         )}
       />
+      <ExternalImportForm projectId={project.id} k={project.completions_per_prompt} />
     </div>
   );
 }
