@@ -1,8 +1,18 @@
-"""Rankings -> preference pairs, and the files a snapshot is made of.
+"""Rankings -> preference pairs (the files they are written to: :mod:`labeling.pair_files`).
 
-Pure Python: no Django, no torch. The snapshot service reads the live tables once into the plain
-records below (:class:`ComparisonData`, :class:`RankingData`) and calls :func:`build_pairs`; the ML
-side and the tests call it directly.
+Pure Python: no Django, no torch. Pairs are made one comparison at a time
+(:func:`rows_for_comparison`: group the orders, tally the votes, then the per-labeler or consensus
+step), from the plain records below (:class:`ComparisonData`, :class:`RankingData`):
+
+- :func:`export_pairs` streams: it takes ``(comparison, its rankings)`` in comparison-id order and
+  hands each comparison's rows to a writer at once (the snapshot service reads the live tables
+  through server-side cursors and writes with :class:`labeling.pair_files.PairFileWriter`), so
+  memory does not grow with the number of rankings or pairs;
+- :func:`build_pairs` takes whole lists and returns every :class:`Pair` (the ML side and the tests
+  call it); both give the same rows in the same order and the same counts.
+
+Rows come out ordered by comparison id, then criterion (none first), then labeler id (per labeler)
+or the completions' position order (consensus).
 
 Definitions (DESIGN.md, "Rankings -> pairs")
 --------------------------------------------
@@ -56,44 +66,45 @@ Then, in ``per_labeler`` mode, a pair is kept when its ``agreement >= min_agreem
 
 *Split.* A pair inherits its comparison's split (train / eval / test); a comparison's pairs never
 straddle two splits, and test pairs are kept apart from train and eval.
+
+*Counts* (``PairSet.counts``, a snapshot's ``counts``), always: ``pairs``, ``by_split``,
+``comparisons`` (with two or more completions and at least one usable order), ``labelers`` (with a
+ranking used), ``labelers_excluded_gold_accuracy``; only when not zero: ``gold_comparisons_skipped``,
+``rankings_skipped_source``, ``rankings_skipped_gold_accuracy``, ``rankings_used``, ``orders_used``,
+``tied_pairs`` (ties and F vs F within one labeler's order), ``dropped_min_agreement``,
+``dropped_vote_tie``, ``dropped_below_threshold``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from itertools import combinations
-from pathlib import Path
+from operator import itemgetter
+
+# The files (re-exported: callers import them from here).
+from labeling.pair_files import (  # noqa: F401
+    COLUMNS,
+    SPLITS,
+    arrow_schema,
+    make_read_only,
+    write_jsonl,
+    write_manifest,
+    write_pair_files,
+    write_parquet,
+)
 
 PER_LABELER = "per_labeler"
 CONSENSUS = "consensus"
 MODES = (PER_LABELER, CONSENSUS)
 SOURCES = ("human", "ai", "imported")
-SPLITS = ("train", "eval", "test")
 OVERALL = "overall"  # the ``criterion`` option that selects orders made without a criterion
 MIXED_SOURCE = "mixed"
 
-# Row columns, in file order. ``prompt``/``chosen``/``rejected``/``margin`` are what TRL reads.
-COLUMNS = (
-    "prompt",
-    "chosen",
-    "rejected",
-    "margin",
-    "weight",
-    "comparison_id",
-    "labeler_id",
-    "source",
-    "criterion",
-    "split",
-    "agreement",
-    "chosen_completion_id",
-    "rejected_completion_id",
-)
+Row = tuple  # the values of one pair in COLUMNS order
+_isfinite = math.isfinite
 
 
 class OptionError(ValueError):
@@ -210,6 +221,52 @@ class PairSet:
         return split_pairs(self.pairs)
 
 
+# Counters that appear in ``counts`` only once something was counted (the others always appear).
+_EVENT_COUNTS = (
+    "gold_comparisons_skipped",
+    "rankings_skipped_source",
+    "rankings_skipped_gold_accuracy",
+    "rankings_used",
+    "orders_used",
+    "tied_pairs",
+    "dropped_min_agreement",
+    "dropped_vote_tie",
+    "dropped_below_threshold",
+)
+
+
+@dataclass
+class Counts:
+    """What a build kept and dropped, accumulated comparison by comparison (see "Counts" above)."""
+
+    gold_comparisons_skipped: int = 0
+    rankings_skipped_source: int = 0
+    rankings_skipped_gold_accuracy: int = 0
+    rankings_used: int = 0
+    orders_used: int = 0
+    tied_pairs: int = 0
+    dropped_min_agreement: int = 0
+    dropped_vote_tie: int = 0
+    dropped_below_threshold: int = 0
+    pairs: int = 0
+    comparisons: int = 0
+    labelers: set = field(default_factory=set)  # ids of the labelers with a ranking used
+    labelers_excluded_gold_accuracy: int = 0
+    by_split: dict = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+
+    def as_dict(self) -> dict:
+        result = {name: getattr(self, name) for name in _EVENT_COUNTS if getattr(self, name)}
+        result.update(
+            pairs=self.pairs,
+            comparisons=self.comparisons,
+            labelers=len(self.labelers),
+            labelers_excluded_gold_accuracy=self.labelers_excluded_gold_accuracy,
+        )
+        result = {key: result[key] for key in sorted(result)}
+        result["by_split"] = {split: self.by_split[split] for split in SPLITS}
+        return result
+
+
 def ai_pair_probabilities(order: Mapping) -> dict[tuple[int, int], float]:
     """``{(chosen, rejected): p}`` from an AI order's ``ai.pairs`` (``p_a`` = P(a better than b));
     malformed entries are skipped: the margin then falls back to the rank difference."""
@@ -231,19 +288,25 @@ def order_levels(order: Mapping, completion_ids: Iterable[int]) -> dict[int, int
     Ids that are not completions of the comparison are ignored; a completion both ranked and F-marked
     counts as F-marked. A malformed order (a non-integer id, a non-numeric rank) raises ``ValueError``.
     """
-    ids = set(completion_ids)
-    failed = {int(c) for c in (order.get("failed") or [])} & ids
+    return _levels(order, set(completion_ids))
+
+
+def _levels(order: Mapping, ids: set[int] | frozenset[int]) -> dict[int, int]:
+    # order_levels for a set of ids (the hot path: no comprehension frames).
+    failed_ids = order.get("failed")
+    failed = set(map(int, failed_ids)) & ids if failed_ids else ()
     ranks: dict[int, float] = {}
     for key, rank in (order.get("ranks") or {}).items():
         completion_id = int(key)
-        if not _is_number(rank):
+        if not (type(rank) is int or (type(rank) is float and _isfinite(rank)) or _is_number(rank)):
             raise ValueError(f"rank of completion {completion_id} is {rank!r}, not a number")
         if completion_id in ids and completion_id not in failed:
             ranks[completion_id] = rank
-    level_of = {rank: level for level, rank in enumerate(sorted(set(ranks.values())))}
-    levels = {completion_id: level_of[rank] for completion_id, rank in ranks.items()}
+    distinct = sorted(set(ranks.values()))
+    level_of = dict(zip(distinct, range(len(distinct)), strict=True))
+    levels = dict(zip(ranks, map(level_of.__getitem__, ranks.values()), strict=True))
     for completion_id in failed:
-        levels[completion_id] = len(level_of)
+        levels[completion_id] = len(distinct)
     return levels
 
 
@@ -266,6 +329,7 @@ def labeler_gold_accuracy(comparisons: Iterable[ComparisonData], rankings: Itera
     Gold accuracy is the share of the strictly ordered pairs of the known order (``Comparison.gold``,
     with F below everything as usual) that the labeler put the same way round; a tie where the gold
     has an order counts as wrong. Every order of a ranking on a gold item is scored (one per criterion).
+    Only gold comparisons and their rankings matter: callers may pass just those.
     """
     gold = {
         c.id: (c, order_levels(c.gold, c.completions)) for c in comparisons if c.is_gold and isinstance(c.gold, Mapping)
@@ -287,162 +351,303 @@ def labeler_gold_accuracy(comparisons: Iterable[ComparisonData], rankings: Itera
     return {labeler: correct[labeler] / n for labeler, n in total.items()}
 
 
+def excluded_labelers(gold_accuracy: Mapping[int, float] | None, options: PairOptions) -> set[int]:
+    """The labelers ``min_gold_accuracy`` leaves out (none without that option)."""
+    if options.min_gold_accuracy is None:
+        return set()
+    return {labeler for labeler, accuracy in (gold_accuracy or {}).items() if accuracy < options.min_gold_accuracy}
+
+
+# ---------------------------------------------------------------------------------------------
+# One comparison: group -> tally -> per-labeler or consensus rows
+
+# (labeler id, source, levels) of one usable order
+Entry = tuple[int, str, dict[int, int]]
+
+
+def group_orders(
+    comparison: ComparisonData,
+    rankings: Iterable[RankingData],
+    options: PairOptions,
+    excluded: set[int] | frozenset[int],
+    counts: Counts,
+) -> tuple[dict[int | None, list[Entry]], dict[tuple, dict[tuple[int, int], float]]]:
+    """Step 1, the filters: the comparison's usable orders by criterion, ``{criterion: [entry]}`` in
+    ranking order, and the AI pair probabilities ``{(criterion, labeler): {(chosen, rejected): p}}``."""
+    ids = frozenset(comparison.completions)
+    sources, criterion_option = options.sources, options.criterion
+    groups: dict[int | None, list[Entry]] = {}
+    ai: dict[tuple, dict[tuple[int, int], float]] = {}
+    known: dict[int, dict[int, int]] = {}  # id(order) -> its levels, for rankings sharing one order object
+    for ranking in rankings:
+        source, labeler = ranking.source, ranking.labeler_id
+        if source not in sources:
+            counts.rankings_skipped_source += 1
+            continue
+        if labeler in excluded:
+            counts.rankings_skipped_gold_accuracy += 1
+            continue
+        used = False
+        for order in ranking.orders:
+            criterion = _criterion_of(order)
+            if criterion_option is not None and not _wanted(criterion, criterion_option):
+                continue
+            try:
+                levels = known.get(id(order))
+                if levels is None:
+                    levels = known[id(order)] = _levels(order, ids)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"ranking of comparison {ranking.comparison_id} by labeler {labeler} is malformed: {exc}"
+                ) from exc
+            entries = groups.get(criterion)
+            if entries is None:
+                entries = groups[criterion] = []
+            entries.append((labeler, source, levels))
+            if "ai" in order:
+                ai[(criterion, labeler)] = ai_pair_probabilities(order)
+            counts.orders_used += 1
+            used = True
+        if used:
+            counts.rankings_used += 1
+            counts.labelers.add(labeler)
+    return groups, ai
+
+
+def tally_votes(ids: Sequence[int], entries: Sequence[Entry]) -> dict[tuple[int, int], tuple[int, int, int, set]]:
+    """Step 2: per unordered pair (a before b in position order), ``(for a, for b, voters, sources)``."""
+    votes = {}
+    for a, b in combinations(ids, 2):
+        for_a = for_b = voters = 0
+        sources = set()
+        for _, source, levels in entries:
+            level_a, level_b = levels.get(a), levels.get(b)
+            if level_a is None or level_b is None:
+                continue
+            voters += 1
+            sources.add(source)
+            if level_a < level_b:
+                for_a += 1
+            elif level_b < level_a:
+                for_b += 1
+        votes[(a, b)] = (for_a, for_b, voters, sources)
+    return votes
+
+
+def per_labeler_rows(
+    comparison: ComparisonData,
+    criterion: int | None,
+    entries: Sequence[Entry],
+    votes: Mapping[tuple[int, int], tuple],
+    ai: Mapping[tuple, Mapping[tuple[int, int], float]],
+    options: PairOptions,
+    counts: Counts,
+) -> list[Row]:
+    """Step 3a: every strictly ordered pair of every labeler's order (labelers in id order)."""
+    texts, prompt, split, comparison_id = comparison.completions, comparison.prompt, comparison.split, comparison.id
+    scale = len(texts) - 1
+    weight = 1.0 / math.comb(len(texts), 2)
+    min_agreement = options.min_agreement
+    rows: list[Row] = []
+    for labeler, source, levels in entries:
+        probabilities = ai.get((criterion, labeler)) or {}
+        for (a, b), (for_a, for_b, voters, _) in votes.items():
+            level_a, level_b = levels.get(a), levels.get(b)
+            if level_a is None or level_b is None:
+                continue
+            if level_a == level_b:
+                counts.tied_pairs += 1
+                continue
+            if level_a < level_b:
+                chosen, rejected, agreement = a, b, for_a / voters
+            else:
+                chosen, rejected, agreement = b, a, for_b / voters
+            if agreement < min_agreement:
+                counts.dropped_min_agreement += 1
+                continue
+            margin = (levels[rejected] - levels[chosen]) / scale
+            if probabilities:
+                margin = probabilities.get((chosen, rejected)) or margin
+            rows.append(
+                (
+                    prompt,
+                    texts[chosen],
+                    texts[rejected],
+                    margin,
+                    weight,
+                    comparison_id,
+                    labeler,
+                    source,
+                    criterion,
+                    split,
+                    agreement,
+                    chosen,
+                    rejected,
+                )
+            )
+    return rows
+
+
+def consensus_rows(
+    comparison: ComparisonData,
+    criterion: int | None,
+    votes: Mapping[tuple[int, int], tuple],
+    options: PairOptions,
+    counts: Counts,
+) -> list[Row]:
+    """Step 3b: one row per unordered pair whose majority clears the threshold (position order)."""
+    texts, weight = comparison.completions, 1.0 / math.comb(len(comparison.completions), 2)
+    rows: list[Row] = []
+    for (a, b), (for_a, for_b, voters, sources) in votes.items():
+        if voters == 0:
+            continue
+        if for_a == for_b:
+            counts.dropped_vote_tie += 1
+            continue
+        chosen, rejected, won, lost = (a, b, for_a, for_b) if for_a > for_b else (b, a, for_b, for_a)
+        share = won / voters
+        if share < options.consensus_threshold or share < options.min_agreement:
+            counts.dropped_below_threshold += 1
+            continue
+        source = next(iter(sources)) if len(sources) == 1 else MIXED_SOURCE
+        margin = (won - lost) / voters
+        rows.append(
+            (
+                comparison.prompt,
+                texts[chosen],
+                texts[rejected],
+                margin,
+                weight,
+                comparison.id,
+                None,
+                source,
+                criterion,
+                comparison.split,
+                share,
+                chosen,
+                rejected,
+            )
+        )
+    return rows
+
+
+_by_labeler = itemgetter(0)
+
+
+def _criterion_order(criterion: int | None) -> int:
+    return -1 if criterion is None else criterion
+
+
+def rows_for_comparison(
+    comparison: ComparisonData,
+    rankings: Iterable[RankingData],
+    options: PairOptions,
+    excluded: set[int] | frozenset[int] = frozenset(),
+    counts: Counts | None = None,
+) -> list[Row]:
+    """One comparison's pairs as row tuples (``COLUMNS`` order), counted into ``counts`` (what was
+    used, dropped and made): criteria in order (none first), each grouped, tallied, then turned into
+    per-labeler or consensus rows. The comparison's split and gold flag are the caller's to check
+    (:func:`export_pairs` does)."""
+    counts = counts if counts is not None else Counts()
+    groups, ai = group_orders(comparison, rankings, options, excluded, counts)
+    ids = list(comparison.completions)
+    if not groups or len(ids) < 2:
+        return []
+    counts.comparisons += 1
+    rows: list[Row] = []
+    for criterion in sorted(groups, key=_criterion_order) if len(groups) > 1 else groups:
+        entries = groups[criterion]
+        if len(entries) > 1:
+            entries = sorted(entries, key=_by_labeler)
+        votes = tally_votes(ids, entries)
+        if options.mode == PER_LABELER:
+            rows += per_labeler_rows(comparison, criterion, entries, votes, ai, options, counts)
+        else:
+            rows += consensus_rows(comparison, criterion, votes, options, counts)
+    counts.pairs += len(rows)
+    counts.by_split[comparison.split] = counts.by_split.get(comparison.split, 0) + len(rows)
+    return rows
+
+
+def pairs_for_comparison(
+    comparison: ComparisonData,
+    rankings: Iterable[RankingData],
+    options: PairOptions,
+    excluded: set[int] | frozenset[int] = frozenset(),
+    counts: Counts | None = None,
+) -> list[Pair]:
+    """:func:`rows_for_comparison` as :class:`Pair` records."""
+    return [Pair(*row) for row in rows_for_comparison(comparison, rankings, options, excluded, counts)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Many comparisons
+
+
+def export_pairs(
+    items: Iterable[tuple[ComparisonData, Sequence[RankingData]]],
+    options: PairOptions,
+    write: Callable[[list[Row]], object],
+    *,
+    excluded: set[int] | frozenset[int] = frozenset(),
+    counts: Counts | None = None,
+) -> Counts:
+    """Stream ``(comparison, its rankings)`` pairs, in comparison-id order, into ``write(rows)``.
+
+    Each comparison's rows are handed over as soon as they are made (nothing else is kept but the
+    counts), so a caller that writes them to files holds one comparison at a time. Gold comparisons
+    are skipped unless ``include_gold``; a comparison with an unknown split is a ``ValueError``.
+    ``excluded``: the labelers :func:`excluded_labelers` leaves out.
+    """
+    counts = counts if counts is not None else Counts()
+    counts.labelers_excluded_gold_accuracy = len(excluded)
+    include_gold = options.include_gold
+    for comparison, rankings in items:
+        if comparison.split not in SPLITS:
+            raise ValueError(f"comparison {comparison.id} has unknown split {comparison.split!r}")
+        if comparison.is_gold and not include_gold:
+            counts.gold_comparisons_skipped += 1
+            continue
+        rows = rows_for_comparison(comparison, rankings, options, excluded, counts)
+        if rows:
+            write(rows)
+    return counts
+
+
 def build_pairs(
     comparisons: Iterable[ComparisonData],
     rankings: Iterable[RankingData],
     options: PairOptions | None = None,
     gold_accuracy: Mapping[int, float] | None = None,
 ) -> PairSet:
-    """Turn rankings into pairs under ``options``; ``counts`` says what was kept and dropped."""
-    options = options or PairOptions()
-    gold_accuracy = gold_accuracy or {}
-    counts: Counter[str] = Counter()
+    """Turn rankings into pairs under ``options``; ``counts`` says what was kept and dropped.
 
+    The whole-list form of :func:`export_pairs` (same rows, same order, same counts).
+    """
+    options = options or PairOptions()
+    counts = Counts()
     by_id: dict[int, ComparisonData] = {}
     for comparison in comparisons:
         if comparison.split not in SPLITS:
             raise ValueError(f"comparison {comparison.id} has unknown split {comparison.split!r}")
         if comparison.is_gold and not options.include_gold:
-            counts["gold_comparisons_skipped"] += 1
+            counts.gold_comparisons_skipped += 1
             continue
         by_id[comparison.id] = comparison
-
-    excluded: set[int] = set()
-    if options.min_gold_accuracy is not None:
-        excluded = {labeler for labeler, accuracy in gold_accuracy.items() if accuracy < options.min_gold_accuracy}
-
-    # (comparison id, criterion) -> [(ranking, levels)], one entry per labeler's order.
-    groups: dict[tuple[int, int | None], list[tuple[RankingData, dict[int, int]]]] = defaultdict(list)
-    labelers_used: set[int] = set()
-    # (comparison id, criterion, labeler) -> {(chosen, rejected): probability} of AI rankings.
-    ai_margins: dict[tuple, dict[tuple[int, int], float]] = {}
+    grouped: dict[int, list[RankingData]] = defaultdict(list)
     for ranking in rankings:
-        comparison = by_id.get(ranking.comparison_id)
-        if comparison is None:
-            continue
-        if ranking.source not in options.sources:
-            counts["rankings_skipped_source"] += 1
-            continue
-        if ranking.labeler_id in excluded:
-            counts["rankings_skipped_gold_accuracy"] += 1
-            continue
-        used = False
-        for order in ranking.orders:
-            criterion = _criterion_of(order)
-            if not _wanted(criterion, options.criterion):
-                continue
-            try:
-                levels = order_levels(order, comparison.completions)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"ranking of comparison {ranking.comparison_id} by labeler {ranking.labeler_id} is malformed: {exc}"
-                ) from exc
-            groups[(comparison.id, criterion)].append((ranking, levels))
-            if "ai" in order:
-                ai_margins[(comparison.id, criterion, ranking.labeler_id)] = ai_pair_probabilities(order)
-            counts["orders_used"] += 1
-            used = True
-        if used:
-            counts["rankings_used"] += 1
-            labelers_used.add(ranking.labeler_id)
-
-    pairs: list[Pair] = []
-    comparisons_used: set[int] = set()
-    for comparison_id, criterion in sorted(groups, key=lambda key: (key[0], -1 if key[1] is None else key[1])):
-        comparison = by_id[comparison_id]
-        ids = list(comparison.completions)
-        if len(ids) < 2:
-            continue
-        weight = 1.0 / math.comb(len(ids), 2)
-        entries = sorted(groups[(comparison_id, criterion)], key=lambda entry: entry[0].labeler_id)
-        comparisons_used.add(comparison_id)
-
-        def make(
-            chosen: int,
-            rejected: int,
-            margin: float,
-            agreement: float,
-            labeler: int | None,
-            source: str,
-            comparison=comparison,
-            criterion=criterion,
-            weight=weight,
-        ) -> Pair:
-            return Pair(
-                prompt=comparison.prompt,
-                chosen=comparison.completions[chosen],
-                rejected=comparison.completions[rejected],
-                margin=margin,
-                weight=weight,
-                comparison_id=comparison.id,
-                labeler_id=labeler,
-                source=source,
-                criterion=criterion,
-                split=comparison.split,
-                agreement=agreement,
-                chosen_completion_id=chosen,
-                rejected_completion_id=rejected,
-            )
-
-        # Votes per unordered pair (a before b in position order): [for a, for b, voters, sources].
-        votes: dict[tuple[int, int], list] = {}
-        for a, b in combinations(ids, 2):
-            tally = [0, 0, 0, set()]
-            for ranking, levels in entries:
-                if a in levels and b in levels:
-                    tally[2] += 1
-                    tally[3].add(ranking.source)
-                    if levels[a] < levels[b]:
-                        tally[0] += 1
-                    elif levels[b] < levels[a]:
-                        tally[1] += 1
-            votes[(a, b)] = tally
-
-        if options.mode == PER_LABELER:
-            for ranking, levels in entries:
-                for a, b in combinations(ids, 2):
-                    if a not in levels or b not in levels:
-                        continue
-                    if levels[a] == levels[b]:
-                        counts["tied_pairs"] += 1
-                        continue
-                    for_a, for_b, voters, _ = votes[(a, b)]
-                    chosen, rejected, agree = (a, b, for_a) if levels[a] < levels[b] else (b, a, for_b)
-                    agreement = agree / voters
-                    if agreement < options.min_agreement:
-                        counts["dropped_min_agreement"] += 1
-                        continue
-                    margin = (levels[rejected] - levels[chosen]) / (len(ids) - 1)
-                    ai_margin = ai_margins.get((comparison_id, criterion, ranking.labeler_id), {})
-                    margin = ai_margin.get((chosen, rejected)) or margin
-                    pairs.append(make(chosen, rejected, margin, agreement, ranking.labeler_id, ranking.source))
-        else:
-            for (a, b), (for_a, for_b, voters, sources) in votes.items():
-                if voters == 0:
-                    continue
-                if for_a == for_b:
-                    counts["dropped_vote_tie"] += 1
-                    continue
-                chosen, rejected, won, lost = (a, b, for_a, for_b) if for_a > for_b else (b, a, for_b, for_a)
-                share = won / voters
-                if share < options.consensus_threshold or share < options.min_agreement:
-                    counts["dropped_below_threshold"] += 1
-                    continue
-                source = next(iter(sources)) if len(sources) == 1 else MIXED_SOURCE
-                pairs.append(make(chosen, rejected, (won - lost) / voters, share, None, source))
-
-    per_split = Counter(pair.split for pair in pairs)
-    counts.update(
-        {
-            "pairs": len(pairs),
-            "comparisons": len(comparisons_used),
-            "labelers": len(labelers_used),
-            "labelers_excluded_gold_accuracy": len(excluded),
-        }
+        if ranking.comparison_id in by_id:
+            grouped[ranking.comparison_id].append(ranking)
+    rows: list[Row] = []
+    export_pairs(
+        ((by_id[comparison_id], grouped[comparison_id]) for comparison_id in sorted(grouped)),
+        options,
+        rows.extend,
+        excluded=excluded_labelers(gold_accuracy, options),
+        counts=counts,
     )
-    result = {key: counts[key] for key in sorted(counts)}
-    result["by_split"] = {split: per_split[split] for split in SPLITS}
-    return PairSet(pairs=pairs, counts=result)
+    return PairSet(pairs=[Pair(*row) for row in rows], counts=counts.as_dict())
 
 
 def split_pairs(pairs: Iterable[Pair]) -> dict[str, list[Pair]]:
@@ -451,86 +656,3 @@ def split_pairs(pairs: Iterable[Pair]) -> dict[str, list[Pair]]:
     for pair in pairs:
         out[pair.split].append(pair)
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Files
-
-
-def arrow_schema():
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            ("prompt", pa.string()),
-            ("chosen", pa.string()),
-            ("rejected", pa.string()),
-            ("margin", pa.float64()),
-            ("weight", pa.float64()),
-            ("comparison_id", pa.int64()),
-            ("labeler_id", pa.int64()),
-            ("source", pa.string()),
-            ("criterion", pa.int64()),
-            ("split", pa.string()),
-            ("agreement", pa.float64()),
-            ("chosen_completion_id", pa.int64()),
-            ("rejected_completion_id", pa.int64()),
-        ]
-    )
-
-
-def write_jsonl(pairs: Iterable[Pair], path: Path) -> int:
-    n = 0
-    with open(path, "w", encoding="utf-8") as out:
-        for pair in pairs:
-            out.write(json.dumps(pair.as_row(), ensure_ascii=False) + "\n")
-            n += 1
-    return n
-
-
-def write_parquet(pairs: Sequence[Pair], path: Path) -> int:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pylist([pair.as_row() for pair in pairs], schema=arrow_schema())
-    pq.write_table(table, path)
-    return table.num_rows
-
-
-def _describe(path: Path, rows: int) -> dict:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {"rows": rows, "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
-
-
-def write_pair_files(pairs: Iterable[Pair], folder: Path) -> dict[str, dict]:
-    """Write ``train``/``eval`` (always) and ``test`` (when it has pairs) as ``.jsonl`` and ``.parquet``.
-
-    Returns ``{file name: {rows, bytes, sha256}}`` for the manifest.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for split, split_rows in split_pairs(pairs).items():
-        if split == "test" and not split_rows:
-            continue
-        for ext, writer in (("jsonl", write_jsonl), ("parquet", write_parquet)):
-            path = folder / f"{split}.{ext}"
-            files[path.name] = _describe(path, writer(split_rows, path))
-    return files
-
-
-def write_manifest(manifest: Mapping, folder: Path) -> Path:
-    path = Path(folder) / "manifest.json"
-    with open(path, "w", encoding="utf-8") as out:
-        json.dump(manifest, out, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-        out.write("\n")
-    return path
-
-
-def make_read_only(folder: Path) -> None:
-    for path in Path(folder).iterdir():
-        if path.is_file():
-            os.chmod(path, 0o444)

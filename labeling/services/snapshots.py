@@ -1,15 +1,19 @@
 """Preference snapshots: immutable, versioned exports of pairs (DESIGN.md, PreferenceSnapshot).
 
 ``snapshot_create`` validates the options, takes the project's next version and enqueues the build
-once the transaction commits; ``snapshot_build`` (run by the Celery task) reads the live tables once,
-converts them with :mod:`labeling.pairs` and writes ``ARTIFACT_ROOT/snapshots/<project>/<version>/``:
-``train``/``eval`` (+ ``test`` when it has pairs) as ``.jsonl`` and ``.parquet``, and
-``manifest.json``. The folder appears whole (written beside it, then renamed) and is never rewritten.
+once the transaction commits; ``snapshot_build`` (run by the Celery task) streams the live tables in
+one read transaction (:mod:`labeling.selectors.snapshot_rows`: server-side cursors in comparison-id
+order), converts each comparison with :mod:`labeling.pairs` as it is read and writes its pairs at
+once (:mod:`labeling.pair_files`) to ``ARTIFACT_ROOT/snapshots/<project>/<version>/``: ``train``/``eval``
+(+ ``test`` when it has pairs) as ``.jsonl`` and ``.parquet``, and ``manifest.json``. Memory stays
+flat whatever the number of rankings. The folder appears whole (written beside it, then renamed) and
+is never rewritten.
 """
 
 import logging
 import shutil
 import uuid
+from contextlib import closing, contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,17 +23,11 @@ from django.db.models import Max
 from django.utils import timezone
 
 from config.exceptions import Conflict, ServiceError, Unavailable
+from labeling import pair_files, tasks
 from labeling import pairs as conversion
-from labeling import tasks
-from labeling.models import (
-    AlignmentCriterion,
-    Comparison,
-    Completion,
-    PreferenceSnapshot,
-    Project,
-    Ranking,
-    SnapshotStatus,
-)
+from labeling.models import PreferenceSnapshot, Project, SnapshotStatus
+from labeling.pair_files import PairFileWriter
+from labeling.selectors import snapshot_rows
 
 logger = logging.getLogger(__name__)
 
@@ -82,65 +80,48 @@ def snapshot_folder(snapshot: PreferenceSnapshot) -> Path:
     return Path(settings.ARTIFACT_ROOT) / SNAPSHOT_DIR / str(snapshot.project_id) / str(snapshot.version)
 
 
-def _read_project(project_id: int):
-    """The comparisons and rankings of a project, read once and consistently."""
-    comparisons: dict[int, dict] = {}
-    for row in (
-        Comparison.objects.filter(project_id=project_id)
-        .order_by("id")
-        .values("id", "prompt", "split", "is_gold", "gold")
-        .iterator(chunk_size=2000)
-    ):
-        comparisons[row["id"]] = {**row, "completions": {}}
-    for row in (
-        Completion.objects.filter(comparison__project_id=project_id)
-        .order_by("comparison_id", "position", "id")
-        .values_list("comparison_id", "id", "text")
-        .iterator(chunk_size=2000)
-    ):
-        if row[0] in comparisons:
-            comparisons[row[0]]["completions"][row[1]] = row[2]
-    rankings = [
-        conversion.RankingData(comparison_id=c, labeler_id=u, source=s, orders=o or [])
-        for c, u, s, o in Ranking.objects.filter(comparison__project_id=project_id)
-        .order_by("comparison_id", "labeler_id")
-        .values_list("comparison_id", "labeler_id", "source", "orders")
-        .iterator(chunk_size=2000)
-        if c in comparisons  # a comparison created after we read the comparisons is not in this snapshot
-    ]
-    criteria = dict(AlignmentCriterion.objects.filter(project_id=project_id).values_list("id", "name"))
-    return [conversion.ComparisonData(**row) for row in comparisons.values()], rankings, criteria
-
-
-def _read_consistently(project_id: int):
+@contextmanager
+def _consistent_read():
+    """One snapshot of the tables for the whole build (the build streams from them while writing)."""
     with transaction.atomic():
         if connection.vendor == "postgresql" and not _inside_outer_atomic():
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         # SQLite (WAL): a read transaction sees one snapshot from its first read on.
-        return _read_project(project_id)
+        yield
 
 
 def _inside_outer_atomic() -> bool:
     return len(connection.atomic_blocks) > 1
 
 
+def _build_files(snapshot: PreferenceSnapshot, options: conversion.PairOptions, staging: Path):
+    """Stream the project into the staging folder: (counts, files, gold accuracy, criteria)."""
+    project_id = snapshot.project_id
+    with _consistent_read():
+        # A small pre-pass: the gold filter needs every labeler's accuracy before the first pair.
+        with closing(snapshot_rows.gold_rankings(project_id)) as gold_rankings:
+            accuracy = conversion.labeler_gold_accuracy(snapshot_rows.gold_comparisons(project_id), gold_rankings)
+        excluded = conversion.excluded_labelers(accuracy, options)
+        with PairFileWriter(staging) as writer, closing(snapshot_rows.comparisons_with_rankings(project_id)) as items:
+            counts = conversion.export_pairs(items, options, writer.write, excluded=excluded)
+            files = writer.close()
+        criteria = snapshot_rows.criteria_names(project_id)
+    return counts.as_dict(), files, accuracy, criteria
+
+
 def _write(snapshot: PreferenceSnapshot) -> tuple[dict, Path]:
     """The snapshot's files in a staging folder beside its final one: (counts, staging folder)."""
     options = conversion.PairOptions.from_dict(snapshot.options)
-    comparisons, rankings, criteria = _read_consistently(snapshot.project_id)
-    accuracy = conversion.labeler_gold_accuracy(comparisons, rankings)
-    result = conversion.build_pairs(comparisons, rankings, options, gold_accuracy=accuracy)
-
     final = snapshot_folder(snapshot)
     if final.exists():
         raise FileExistsError(f"{final} already exists; snapshots are never rewritten")
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = final.parent / f".{snapshot.version}.building-{uuid.uuid4().hex[:8]}"
     try:
-        files = conversion.write_pair_files(result.pairs, staging)
-        counts = {**result.counts, "files": {name: info["rows"] for name, info in files.items()}}
-        conversion.write_manifest(
+        counts, files, accuracy, criteria = _build_files(snapshot, options, staging)
+        counts = {**counts, "files": {name: info["rows"] for name, info in files.items()}}
+        pair_files.write_manifest(
             {
                 "snapshot_id": snapshot.pk,
                 "project_id": snapshot.project_id,
@@ -162,7 +143,7 @@ def _write(snapshot: PreferenceSnapshot) -> tuple[dict, Path]:
             },
             staging,
         )
-        conversion.make_read_only(staging)
+        pair_files.make_read_only(staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

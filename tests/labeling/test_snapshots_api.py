@@ -229,7 +229,7 @@ def test_failed_build_keeps_the_error(api, project, reviewer, ranked, monkeypatc
     def explode(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(snapshot_services.conversion, "build_pairs", explode)
+    monkeypatch.setattr(snapshot_services.conversion, "export_pairs", explode)
     client = api(reviewer)
     body = post_snapshot(client, project, {}, capture=django_capture_on_commit_callbacks).json()
     detail = client.get(f"/api/projects/{project.id}/snapshots/{body['id']}/").json()
