@@ -13,6 +13,7 @@ two cores); "machine" counts every process on the machine.
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
+import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,26 +116,62 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] * 1000
 
 
-async def labeler(session, base, project_id, token, stop_at, max_loops, stats, accepted):
+class AiohttpDriver:
+    def __init__(self, clients: int):
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients + 4))
+
+    async def get(self, url, headers):
+        async with self.session.get(url, headers=headers) as r:
+            return r.status, (await r.json() if r.status in (200, 201) else await r.text())
+
+    async def post(self, url, body, headers):
+        async with self.session.post(url, json=body, headers=headers) as r:
+            return r.status, (await r.json() if r.status in (200, 201) else await r.text())
+
+    async def close(self):
+        await self.session.close()
+
+
+class HttpxDriver:
+    """The driver the issue's Label Studio comparison used (more client CPU per request than aiohttp)."""
+
+    def __init__(self, clients: int):
+        limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+        self.client = httpx.AsyncClient(limits=limits, timeout=60)
+
+    async def get(self, url, headers):
+        r = await self.client.get(url, headers=headers)
+        return r.status_code, (r.json() if r.status_code in (200, 201) else r.text)
+
+    async def post(self, url, body, headers):
+        r = await self.client.post(url, json=body, headers=headers)
+        return r.status_code, (r.json() if r.status_code in (200, 201) else r.text)
+
+    async def close(self):
+        await self.client.aclose()
+
+
+DRIVERS = {"aiohttp": AiohttpDriver, "httpx": HttpxDriver}
+
+
+async def labeler(driver, base, project_id, token, stop_at, max_loops, stats, accepted):
     headers = {"Authorization": f"Token {token}"}
     loops = 0
     while time.perf_counter() < stop_at and loops < max_loops:
         t0 = time.perf_counter()
-        async with session.get(f"{base}/api/projects/{project_id}/next/", headers=headers) as r:
-            if r.status == 204:
-                return
-            if r.status != 200:
-                stats["errors"].append(f"next {r.status} {(await r.text())[:200]}")
-                return
-            lease = await r.json()
+        status, lease = await driver.get(f"{base}/api/projects/{project_id}/next/", headers)
+        if status == 204:
+            return
+        if status != 200:
+            stats["errors"].append(f"next {status} {str(lease)[:200]}")
+            return
         t1 = time.perf_counter()
         ranks = {str(c["id"]): c["position"] + 1 for c in lease["completions"]}
         url = f"{base}/api/assignments/{lease['assignment']['id']}/ranking/"
-        async with session.post(url, json={"ranks": ranks}, headers=headers) as r:
-            body = await r.json()
-            if r.status != 201:
-                stats["errors"].append(f"submit {r.status} {body}")
-                return
+        status, body = await driver.post(url, {"ranks": ranks}, headers)
+        if status != 201:
+            stats["errors"].append(f"submit {status} {body}")
+            return
         t2 = time.perf_counter()
         accepted.append(body["id"])
         stats["next"].append(t1 - t0)
@@ -142,18 +180,70 @@ async def labeler(session, base, project_id, token, stop_at, max_loops, stats, a
         loops += 1
 
 
-async def run_phase(base, project_id, tokens, seconds, max_loops):
+async def reader(driver, url, token, stop_at, latencies, errors):
+    headers = {"Authorization": f"Token {token}"}
+    while time.perf_counter() < stop_at:
+        t0 = time.perf_counter()
+        status, body = await driver.get(url, headers)
+        if status != 200:
+            errors.append(f"GET {url} {status} {str(body)[:200]}")
+            return
+        latencies.append(time.perf_counter() - t0)
+
+
+async def run_reads(url, tokens, seconds, driver_name):
+    """Closed-loop GETs of one URL (the project list) by every client: (latencies, errors, elapsed)."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    driver = DRIVERS[driver_name](len(tokens))
+    try:
+        stop_at = time.perf_counter() + seconds
+        start = time.perf_counter()
+        await asyncio.gather(*(reader(driver, url, t, stop_at, latencies, errors) for t in tokens))
+        elapsed = time.perf_counter() - start
+    finally:
+        await driver.close()
+    return latencies, errors, elapsed
+
+
+async def run_phase(base, project_id, tokens, seconds, max_loops, driver_name="aiohttp"):
     stats = {"next": [], "submit": [], "loop": [], "errors": []}
     accepted: list[int] = []
-    connector = aiohttp.TCPConnector(limit=len(tokens) + 4)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    driver = DRIVERS[driver_name](len(tokens))
+    try:
         stop_at = time.perf_counter() + seconds
         start = time.perf_counter()
         await asyncio.gather(
-            *(labeler(session, base, project_id, t, stop_at, max_loops, stats, accepted) for t in tokens)
+            *(labeler(driver, base, project_id, t, stop_at, max_loops, stats, accepted) for t in tokens)
         )
         elapsed = time.perf_counter() - start
+    finally:
+        await driver.close()
     return stats, accepted, elapsed
+
+
+def _phase_in_process(args):
+    """One driver process's share of a phase; returns its figures and the CPU it used."""
+    stats, accepted, elapsed = asyncio.run(run_phase(*args))
+    usage = psutil.Process().cpu_times()
+    return stats, accepted, elapsed, usage.user + usage.system
+
+
+def run_phase_split(base, project_id, tokens, seconds, max_loops, driver_name, processes):
+    """The phase's clients spread over ``processes`` driver processes (one asyncio loop each), so the
+    load generator is not the bottleneck. Returns (stats, accepted, elapsed, driver CPU seconds)."""
+    if processes <= 1:
+        before = cpu_seconds([psutil.Process()])
+        stats, accepted, elapsed = asyncio.run(run_phase(base, project_id, tokens, seconds, max_loops, driver_name))
+        return stats, accepted, elapsed, cpu_seconds([psutil.Process()]) - before
+    shares = [tokens[i::processes] for i in range(processes)]
+    connection.close()  # a forked child must not share (and, exiting, close) this process's connection
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        parts = pool.map(
+            _phase_in_process, [(base, project_id, share, seconds, max_loops, driver_name) for share in shares]
+        )
+    stats = {key: [v for part in parts for v in part[0][key]] for key in ("next", "submit", "loop", "errors")}
+    return stats, [i for part in parts for i in part[1]], max(p[2] for p in parts), sum(p[3] for p in parts)
 
 
 def cpu_seconds(processes) -> float:
@@ -203,6 +293,9 @@ def main() -> int:
     parser.add_argument("--comparisons", type=int, default=6000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2, help="gthread threads per worker (keep-alive)")
+    parser.add_argument("--driver", choices=sorted(DRIVERS), default="aiohttp", help="HTTP client of the load")
+    parser.add_argument("--driver-processes", type=int, default=1, help="load generator processes per phase")
+    parser.add_argument("--list-seconds", type=float, default=8.0, help="GET /api/projects/ phase (0: none)")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         print("This benchmark targets PostgreSQL: set DATABASE_URL=postgres://...", file=sys.stderr)
@@ -214,9 +307,9 @@ def main() -> int:
     port = free_port()
     server = start_server(port, args.workers, args.threads)
     base = f"http://127.0.0.1:{port}"
-    me = psutil.Process()
     print(
         f"gunicorn: {args.workers} workers x {args.threads} threads; {os.cpu_count()} cores; "
+        f"driver {args.driver} x {args.driver_processes} processes; "
         f"project {project.id}: {args.comparisons} comparisons, K=4, N={overlap}"
     )
     header = f"{'clients':>7} {'loops/s':>8} {'req/s':>7} {'next p50/p99 ms':>16} {'submit p50/p99 ms':>18} "
@@ -225,7 +318,7 @@ def main() -> int:
     all_accepted: list[int] = []
     failures = []
     try:
-        _, warm_accepted, _ = asyncio.run(run_phase(base, project.id, tokens[:warmup], 3.0, 50))
+        _, warm_accepted, _ = asyncio.run(run_phase(base, project.id, tokens[:warmup], 3.0, 50, args.driver))
         all_accepted += warm_accepted
         offset = warmup
         for n in clients:
@@ -234,11 +327,11 @@ def main() -> int:
             server_procs = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
             db0_by_pid = postgres_cpu()
             machine0 = psutil.cpu_times()
-            load0, srv0 = cpu_seconds([me]), cpu_seconds(server_procs)
-            stats, accepted, elapsed = asyncio.run(
-                run_phase(base, project.id, phase_tokens, args.seconds, args.max_loops)
+            srv0 = cpu_seconds(server_procs)
+            stats, accepted, elapsed, driver_cpu = run_phase_split(
+                base, project.id, phase_tokens, args.seconds, args.max_loops, args.driver, args.driver_processes
             )
-            load_cpu = (cpu_seconds([me]) - load0) / elapsed
+            load_cpu = driver_cpu / elapsed
             srv_cpu = (cpu_seconds(server_procs) - srv0) / elapsed
             db_cpu = sum(cpu - db0_by_pid.get(pid, 0.0) for pid, cpu in postgres_cpu().items()) / elapsed
             machine1 = psutil.cpu_times()
@@ -256,6 +349,16 @@ def main() -> int:
             )
             if stats["errors"]:
                 failures += stats["errors"][:5]
+        if args.list_seconds > 0:  # a labeler's home page must not be slower than `next`
+            n = clients[-1]
+            latencies, errors, elapsed = asyncio.run(
+                run_reads(f"{base}/api/projects/", tokens[warmup : warmup + n], args.list_seconds, args.driver)
+            )
+            print(
+                f"GET /api/projects/ at {n} clients: {len(latencies) / elapsed:.1f} requests/s, "
+                f"p50/p99 {pct(latencies, 0.5):.1f}/{pct(latencies, 0.99):.1f} ms"
+            )
+            failures += errors[:5]
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -162,7 +162,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": int(threshold)}
     # A persistent connection that a database restart dropped is replaced before a request uses it
     # (instead of a 500 "terminating connection due to administrator command"); an unreachable
-    # server fails a connect in seconds, not after the kernel's TCP timeout.
+    # server fails a connect in seconds, not after the kernel's TCP timeout. The check polls the
+    # socket instead of sending SELECT 1 (common/postgresql).
+    DATABASES["default"]["ENGINE"] = "common.postgresql"
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT_S", 10)
     # A frozen process (paused, swapping, cut off) must not hold row locks for ever: PostgreSQL ends

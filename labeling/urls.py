@@ -10,6 +10,9 @@ from labeling.apis.stats_timeline import ProjectStatsTimelineApi
 P = "projects/<int:project_id>/"
 
 urlpatterns = [
+    # First: every labeler's every task resolves these, and URLs are matched in order.
+    path(P + "next/", labeling.NextApi.as_view(), name="project-next"),
+    path("assignments/<int:assignment_id>/ranking/", labeling.RankingSubmitApi.as_view(), name="assignment-ranking"),
     path("auth/csrf/", auth.CsrfApi.as_view(), name="auth-csrf"),
     path("auth/session/", auth.SessionApi.as_view(), name="auth-session"),
     path("auth/password/", auth.PasswordChangeApi.as_view(), name="auth-password"),
@@ -26,8 +29,6 @@ urlpatterns = [
     path(P + "comparisons/", comparisons.ComparisonListImportApi.as_view(), name="project-comparisons"),
     path(P + "preferences/", comparisons.PreferenceImportApi.as_view(), name="project-preferences"),
     path(P + "imports/", imports.ExternalImportApi.as_view(), name="project-imports"),
-    path(P + "next/", labeling.NextApi.as_view(), name="project-next"),
-    path("assignments/<int:assignment_id>/ranking/", labeling.RankingSubmitApi.as_view(), name="assignment-ranking"),
     path("assignments/<int:assignment_id>/skip/", labeling.SkipApi.as_view(), name="assignment-skip"),
     path(P + "stats/", ProjectStatsApi.as_view(), name="project-stats"),
     path(P + "stats/timeline/", ProjectStatsTimelineApi.as_view(), name="project-stats-timeline"),

@@ -71,11 +71,11 @@ class SubmittedRanking:
     created_at: datetime
 
 
-def _load_lease(assignment_id: int) -> Lease:
-    rows = sql.lease_with_completions(assignment_id)
+def _lease(rows: list[tuple]) -> Lease:
+    """A lease from the rows of ``sql.lease_with_completions`` (one per completion)."""
     created_at, expires_at, comparison_id, prompt = rows[0][:4]
     return Lease(
-        LeaseInfo(assignment_id, sql.as_datetime(created_at), sql.as_datetime(expires_at)),
+        LeaseInfo(rows[0][7], sql.as_datetime(created_at), sql.as_datetime(expires_at)),
         PromptInfo(comparison_id, prompt),
         [CompletionInfo(row[4], row[5], row[6]) for row in rows],
     )
@@ -93,7 +93,7 @@ def assignment_next(*, project_id: int, labeler, rng: random.Random | None = Non
     exclude: list[int] = []
     for _ in range(MAX_ATTEMPTS):
         if live_lease is not None:
-            return _load_lease(live_lease)
+            return _lease(sql.lease_with_completions(live_lease))
         gold_first = (rng or random).random() < gold_rate
         for gold in (gold_first, not gold_first):
             candidate = sql.lock_candidate(
@@ -103,7 +103,7 @@ def assignment_next(*, project_id: int, labeler, rng: random.Random | None = Non
                 break
         else:
             return None
-        assignment_id = sql.insert_lease(
+        lease_rows = sql.insert_lease(
             comparison_id=candidate,
             project_id=project_id,
             user_id=labeler.pk,
@@ -111,8 +111,8 @@ def assignment_next(*, project_id: int, labeler, rng: random.Random | None = Non
             until=now + timedelta(seconds=lease_seconds),
             overlap=None if gold else overlap,
         )
-        if assignment_id is not None:
-            return _load_lease(assignment_id)
+        if lease_rows:
+            return _lease(lease_rows)
         # Lost a race: either our own concurrent call leased something, or the slot filled up.
         exclude.append(candidate)
         live_lease = sql.live_lease_id(project_id=project_id, user_id=labeler.pk, now=now)
@@ -130,13 +130,26 @@ class LockedAssignment:
     project_id: int
     overlap: int
     rank_per_criterion: bool
+    completion_ids: list[int]  # by position
 
 
-def _lock_own_assignment(*, assignment_id: int, labeler) -> LockedAssignment:
-    row = sql.lock_assignment(assignment_id)
+def _lock_own_assignment(*, assignment_id: int, labeler, lock: bool = True) -> LockedAssignment:
+    row = sql.lock_assignment(assignment_id, lock=lock)
     if row is None:
         raise ServiceError(f"Assignment {assignment_id} does not exist.", status=404)
-    labeler_id, state, expires_at, comparison_id, label_count, is_gold, project_id, overlap, per_criterion, member = row
+    (
+        labeler_id,
+        state,
+        expires_at,
+        comparison_id,
+        label_count,
+        is_gold,
+        project_id,
+        overlap,
+        per_criterion,
+        member,
+        completion_ids,
+    ) = row
     if labeler_id != labeler.pk:
         raise NotYourLease(f"Assignment {assignment_id} is leased to another labeler; you can only submit your own.")
     if not member:
@@ -159,6 +172,7 @@ def _lock_own_assignment(*, assignment_id: int, labeler) -> LockedAssignment:
         project_id,
         overlap,
         bool(per_criterion),
+        list(completion_ids),
     )
 
 
@@ -216,18 +230,43 @@ def _orders(*, payload: dict, assignment: LockedAssignment, completion_ids: list
     return orders
 
 
-@transaction.atomic
 def ranking_submit(*, assignment_id: int, labeler, payload: dict) -> tuple[SubmittedRanking, bool]:
     """Store the labeler's ranking for their lease. Returns (ranking, created); a repeated submit of
-    the same lease returns the first ranking and ``created=False``, never a second ranking."""
+    the same lease returns the first ranking and ``created=False``, never a second ranking.
+
+    On PostgreSQL a live lease is read without a lock, the ranking checked, and then stored by one
+    statement that locks the lease and re-checks it (no transaction round trips); everything else
+    (SQLite, an expired lease whose slot must be counted under the lock, a lease that changed in
+    between, a refusal to explain) takes the locked path."""
     now = timezone.now()
+    if sql.locks():
+        assignment = _lock_own_assignment(assignment_id=assignment_id, labeler=labeler, lock=False)
+        if assignment.state == AssignmentState.LEASED and assignment.expires_at > now:
+            orders = _orders(payload=payload, assignment=assignment, completion_ids=assignment.completion_ids)
+            comment, time_spent_ms = str(payload.get("comment") or ""), payload.get("time_spent_ms")
+            ranking_id = sql.store_ranking_if_leased(
+                assignment_id=assignment_id,
+                user_id=labeler.pk,
+                source=LabelSource.HUMAN,
+                orders=orders,
+                comment=comment,
+                time_spent_ms=time_spent_ms,
+                now=now,
+            )
+            if ranking_id is not None:
+                ranking = (ranking_id, assignment_id, assignment.comparison_id, orders, comment, time_spent_ms, now)
+                return SubmittedRanking(*ranking), True
+    return _ranking_submit_locked(assignment_id=assignment_id, labeler=labeler, payload=payload, now=now)
+
+
+@transaction.atomic
+def _ranking_submit_locked(*, assignment_id: int, labeler, payload: dict, now) -> tuple[SubmittedRanking, bool]:
     assignment = _lock_own_assignment(assignment_id=assignment_id, labeler=labeler)
     if assignment.state == AssignmentState.SUBMITTED:
         return SubmittedRanking(*_stored(assignment_id)), False
     if assignment.state == AssignmentState.SKIPPED:
         raise Conflict(f"You skipped comparison {assignment.comparison_id}; a skipped lease takes no ranking.")
-    completion_ids = sql.completion_ids(assignment.comparison_id)
-    orders = _orders(payload=payload, assignment=assignment, completion_ids=completion_ids)
+    orders = _orders(payload=payload, assignment=assignment, completion_ids=assignment.completion_ids)
     _check_slot_after_expiry(assignment, now)
     comment = str(payload.get("comment") or "")
     time_spent_ms = payload.get("time_spent_ms")
@@ -244,7 +283,6 @@ def ranking_submit(*, assignment_id: int, labeler, payload: dict) -> tuple[Submi
         )
     except IntegrityError:
         raise Conflict(f"You already ranked comparison {assignment.comparison_id}.") from None
-    sql.finish_submit(assignment_id=assignment_id, comparison_id=assignment.comparison_id, now=now)
     ranking = SubmittedRanking(ranking_id, assignment_id, assignment.comparison_id, orders, comment, time_spent_ms, now)
     return ranking, True
 

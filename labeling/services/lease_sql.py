@@ -101,9 +101,13 @@ def lock_candidate(*, project_id: int, user_id: int, now, gold: bool, overlap: i
     return row[0] if row else None
 
 
-def insert_lease(*, comparison_id: int, project_id: int, user_id: int, now, until, overlap: int | None) -> int | None:
+def insert_lease(*, comparison_id: int, project_id: int, user_id: int, now, until, overlap: int | None):
     """Insert the lease unless, in this statement's fresh snapshot, the slot filled up or the labeler
-    got another live lease meanwhile. ``overlap=None`` (gold) skips the slot check."""
+    got another live lease meanwhile. ``overlap=None`` (gold) skips the slot check.
+
+    Returns the lease's rows as :func:`lease_with_completions` gives them (empty when refused): on
+    PostgreSQL the insert and the read are one statement, a round trip fewer on every ``next``.
+    """
     params = [comparison_id, project_id, user_id, at(now), at(until), user_id, project_id, at(now)]
     room = ""
     if overlap is not None:
@@ -112,13 +116,20 @@ def insert_lease(*, comparison_id: int, project_id: int, user_id: int, now, unti
             f" + (SELECT COUNT(*) FROM {A} WHERE comparison_id = %s AND {LIVE}) < %s"
         )
         params += [comparison_id, comparison_id, at(now), overlap]
-    row = fetchone(
+    insert = (
         f"INSERT INTO {A} (comparison_id, project_id, labeler_id, state, created_at, expires_at, finished_at)"
         f" SELECT %s, %s, %s, 'leased', %s, %s, NULL WHERE NOT EXISTS"
-        f" (SELECT 1 FROM {A} WHERE labeler_id = %s AND project_id = %s AND {LIVE}){room} RETURNING id",
+        f" (SELECT 1 FROM {A} WHERE labeler_id = %s AND project_id = %s AND {LIVE}){room}"
+    )
+    if connection.vendor != "postgresql":  # SQLite has no INSERT inside WITH
+        row = fetchone(f"{insert} RETURNING id", params)
+        return lease_with_completions(row[0]) if row else []
+    return fetchall(
+        f"WITH a AS ({insert} RETURNING id, created_at, expires_at, comparison_id)"
+        f" SELECT a.created_at, a.expires_at, c.id, c.prompt, k.id, k.position, k.text, a.id FROM a"
+        f" JOIN {C} c ON c.id = a.comparison_id JOIN {K} k ON k.comparison_id = c.id ORDER BY k.position",
         params,
     )
-    return row[0] if row else None
 
 
 def live_lease_id(*, project_id: int, user_id: int, now) -> int | None:
@@ -130,37 +141,40 @@ def live_lease_id(*, project_id: int, user_id: int, now) -> int | None:
 
 
 def lease_with_completions(assignment_id: int):
-    """Rows of (assignment created_at, expires_at, comparison id, prompt, completion id, position, text)."""
+    """Rows of (assignment created_at, expires_at, comparison id, prompt, completion id, position, text,
+    assignment id)."""
     return fetchall(
-        f"SELECT a.created_at, a.expires_at, c.id, c.prompt, k.id, k.position, k.text FROM {A} a"
+        f"SELECT a.created_at, a.expires_at, c.id, c.prompt, k.id, k.position, k.text, a.id FROM {A} a"
         f" JOIN {C} c ON c.id = a.comparison_id JOIN {K} k ON k.comparison_id = c.id"
         f" WHERE a.id = %s ORDER BY k.position",
         [assignment_id],
     )
 
 
-def lock_assignment(assignment_id: int):
-    """The assignment with what a submit needs, its row and its comparison's row locked:
+def lock_assignment(assignment_id: int, *, lock: bool = True):
+    """The assignment with what a submit needs, its row and its comparison's row locked (unless
+    ``lock=False``):
     (labeler_id, state, expires_at, comparison_id, label_count, is_gold, project_id, overlap,
-    rank_per_criterion, whether the labeler is still a member of the project).
+    rank_per_criterion, whether the labeler is still a member of the project, the comparison's
+    completion ids by position).
 
-    The membership check rides in this query (no extra round trip). Removing a member revokes their
-    leases under the same row locks, so a submit that waited on one sees ``state = 'revoked'``."""
-    lock = " FOR UPDATE OF a, c" if locks() else ""
-    return fetchone(
+    The membership check and the completion ids ride in this query (no extra round trips). Removing
+    a member revokes their leases under the same row locks, so a submit that waited on one sees
+    ``state = 'revoked'``."""
+    lock = " FOR UPDATE OF a, c" if lock and locks() else ""
+    ids = f"SELECT k.id FROM {K} k WHERE k.comparison_id = c.id ORDER BY k.position"
+    ids = f"ARRAY({ids})" if connection.vendor == "postgresql" else f"(SELECT json_group_array(id) FROM ({ids}))"
+    row = fetchone(
         f"SELECT a.labeler_id, a.state, a.expires_at, a.comparison_id, c.label_count, c.is_gold, p.id,"
         f" p.overlap, p.rank_per_criterion,"
-        f" EXISTS (SELECT 1 FROM {M} m WHERE m.project_id = p.id AND m.user_id = a.labeler_id)"
+        f" EXISTS (SELECT 1 FROM {M} m WHERE m.project_id = p.id AND m.user_id = a.labeler_id), {ids}"
         f" FROM {A} a JOIN {C} c ON c.id = a.comparison_id"
         f" JOIN {P} p ON p.id = c.project_id WHERE a.id = %s{lock}",
         [assignment_id],
     )
-
-
-def completion_ids(comparison_id: int) -> list[int]:
-    return [
-        row[0] for row in fetchall(f"SELECT id FROM {K} WHERE comparison_id = %s ORDER BY position", [comparison_id])
-    ]
+    if row is None or not isinstance(row[-1], str):
+        return row
+    return (*row[:-1], json.loads(row[-1]))
 
 
 def criteria(project_id: int) -> list[tuple[int, str]]:
@@ -175,17 +189,55 @@ def other_live_leases(*, comparison_id: int, assignment_id: int, now) -> int:
 
 
 def insert_ranking(*, comparison_id, user_id, assignment_id, source, orders, comment, time_spent_ms, now) -> int:
+    """Store the ranking, mark its lease submitted and count it on the comparison; returns its id.
+
+    On PostgreSQL the three writes are one statement (one round trip); a second ranking of the same
+    comparison by the same labeler fails the whole statement (IntegrityError) and changes nothing.
+    """
     orders_value = Ranking._meta.get_field("orders").get_db_prep_value(orders, connection)
-    return fetchone(
+    insert = (
         f"INSERT INTO {R} (comparison_id, labeler_id, assignment_id, source, orders, comment, time_spent_ms,"
-        f" created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        [comparison_id, user_id, assignment_id, source, orders_value, comment, time_spent_ms, at(now)],
+        f" created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
+    )
+    params = [comparison_id, user_id, assignment_id, source, orders_value, comment, time_spent_ms, at(now)]
+    lease = f"UPDATE {A} SET state = 'submitted', finished_at = %s WHERE id = %s"
+    lease_params = [at(now), assignment_id]
+    count = f"UPDATE {C} SET label_count = label_count + 1 WHERE id = %s"
+    if connection.vendor != "postgresql":  # SQLite has no UPDATE inside WITH
+        ranking_id = fetchone(insert, params)[0]
+        execute(lease, lease_params)
+        execute(count, [comparison_id])
+        return ranking_id
+    return fetchone(
+        f"WITH r AS ({insert}), a AS ({lease} RETURNING 1), c AS ({count} RETURNING 1) SELECT r.id FROM r, a, c",
+        [*params, *lease_params, comparison_id],
     )[0]
 
 
-def finish_submit(*, assignment_id: int, comparison_id: int, now) -> None:
-    execute(f"UPDATE {A} SET state = 'submitted', finished_at = %s WHERE id = %s", [at(now), assignment_id])
-    execute(f"UPDATE {C} SET label_count = label_count + 1 WHERE id = %s", [comparison_id])
+def store_ranking_if_leased(*, assignment_id, user_id, source, orders, comment, time_spent_ms, now) -> int | None:
+    """PostgreSQL, in autocommit: in one statement, lock the labeler's lease if it is still live,
+    store the ranking, mark the lease submitted and count it on the comparison. Returns the ranking's
+    id, or None when nothing was written: the lease changed after it was read (revoked, submitted,
+    expired) or the labeler already has a ranking on the comparison.
+
+    A lease revoked or submitted meanwhile is seen: the row lock waits for that transaction and then
+    re-checks the row's newest version. The comparison's count changes as the lease stops being live,
+    in the same commit, so a concurrent ``next`` counts the slot once either way."""
+    orders_value = Ranking._meta.get_field("orders").get_db_prep_value(orders, connection)
+    return (
+        fetchone(
+            f"WITH a AS (SELECT id, comparison_id FROM {A} WHERE id = %s AND labeler_id = %s AND {LIVE} FOR UPDATE),"
+            f" r AS (INSERT INTO {R} (comparison_id, labeler_id, assignment_id, source, orders, comment,"
+            f" time_spent_ms, created_at) SELECT a.comparison_id, %s, a.id, %s, %s, %s, %s, %s FROM a"
+            f" ON CONFLICT DO NOTHING RETURNING id, comparison_id, assignment_id),"
+            f" s AS (UPDATE {A} SET state = 'submitted', finished_at = %s"
+            f" WHERE id = (SELECT assignment_id FROM r) RETURNING 1),"
+            f" n AS (UPDATE {C} SET label_count = label_count + 1 WHERE id = (SELECT comparison_id FROM r) RETURNING 1)"
+            f" SELECT r.id FROM r, s, n",
+            [assignment_id, user_id, at(now), user_id, source, orders_value, comment, time_spent_ms, at(now), at(now)],
+        )
+        or [None]
+    )[0]
 
 
 def skip(*, assignment_id: int, now) -> None:

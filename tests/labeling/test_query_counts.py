@@ -1,4 +1,6 @@
-"""The hot endpoints stay cheap: at most 5 SQL queries for `next` and 8 for a submit, auth included."""
+"""The hot endpoints stay cheap. On PostgreSQL: 4 statements for `next` (token, membership, candidate,
+lease inserted and read in one) and 3 for a submit (token, locked assignment with its completion ids,
+ranking stored with its lease and count in one); SQLite runs the writes one by one."""
 
 import pytest
 from django.db import connection
@@ -11,7 +13,8 @@ from .factories import add_comparisons, ranks_best_first
 # A real (outermost) transaction per service call, as in production: no test savepoints counted.
 pytestmark = pytest.mark.django_db(transaction=True)
 
-NEXT_MAX, SUBMIT_MAX = 5, 8
+POSTGRES = connection.vendor == "postgresql"
+NEXT_MAX, SUBMIT_MAX = (4, 3) if POSTGRES else (5, 6)
 
 
 CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
@@ -33,8 +36,8 @@ def test_query_counts(api, project, labelers):
     assert response.status_code == 200
     assert len(queries) <= NEXT_MAX, "\n".join(queries)
 
-    response, queries = counted(lambda: client.get(url))  # the live lease again
-    assert len(queries) <= NEXT_MAX, "\n".join(queries)
+    response, queries = counted(lambda: client.get(url))  # the live lease again: token, membership, lease
+    assert len(queries) <= 3, "\n".join(queries)
 
     lease = response.json()
     submit_url = f"/api/assignments/{lease['assignment']['id']}/ranking/"
@@ -55,4 +58,4 @@ def test_query_counts_per_criterion(api, project, labelers):
     submit_url = f"/api/assignments/{lease['assignment']['id']}/ranking/"
     response, queries = counted(lambda: client.post(submit_url, payload, format="json"))
     assert response.status_code == 201
-    assert len(queries) <= SUBMIT_MAX, "\n".join(queries)
+    assert len(queries) <= SUBMIT_MAX + 1, "\n".join(queries)  # + the project's criteria
