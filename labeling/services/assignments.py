@@ -86,23 +86,34 @@ def assignment_next(*, project_id: int, labeler, rng: random.Random | None = Non
     """The labeler's live lease in the project, else a new lease on the comparison that most needs a
     label (gold at the project's rate), else None when nothing is left for this labeler."""
     now = timezone.now()
-    member = sql.membership_with_live_lease(project_id=project_id, user_id=labeler.pk, now=now)
+    draw = (rng or random).random()  # gold first when draw < the project's gold rate
+    merged = sql.locks()  # PostgreSQL reads the first candidate with the membership: a round trip fewer
+    if merged:
+        member = sql.membership_and_candidate(project_id=project_id, user_id=labeler.pk, now=now, draw=draw)
+    else:
+        member = sql.membership_with_live_lease(project_id=project_id, user_id=labeler.pk, now=now)
     if member is None:
         raise NotAMember(f"Project {project_id} does not exist or you are not a member of it.")
-    overlap, lease_seconds, gold_rate, live_lease = member
+    overlap, lease_seconds, gold_rate, live_lease, *first = member
+    first_candidate = first[0] if first else None
     exclude: list[int] = []
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
         if live_lease is not None:
             return _lease(sql.lease_with_completions(live_lease))
-        gold_first = (rng or random).random() < gold_rate
-        for gold in (gold_first, not gold_first):
-            candidate = sql.lock_candidate(
-                project_id=project_id, user_id=labeler.pk, now=now, gold=gold, overlap=overlap, exclude=exclude
-            )
-            if candidate is not None:
-                break
+        gold_first = draw < gold_rate
+        if first_candidate is not None:
+            candidate, gold, first_candidate = first_candidate, gold_first, None
         else:
-            return None
+            # The merged statement found none of the first kind: only the other kind is left to try.
+            kinds = (not gold_first,) if merged and attempt == 0 else (gold_first, not gold_first)
+            for gold in kinds:
+                candidate = sql.lock_candidate(
+                    project_id=project_id, user_id=labeler.pk, now=now, gold=gold, overlap=overlap, exclude=exclude
+                )
+                if candidate is not None:
+                    break
+            else:
+                return None
         lease_rows = sql.insert_lease(
             comparison_id=candidate,
             project_id=project_id,
@@ -116,6 +127,7 @@ def assignment_next(*, project_id: int, labeler, rng: random.Random | None = Non
         # Lost a race: either our own concurrent call leased something, or the slot filled up.
         exclude.append(candidate)
         live_lease = sql.live_lease_id(project_id=project_id, user_id=labeler.pk, now=now)
+        draw = (rng or random).random()
     raise Conflict("Too many labelers are competing for the last comparisons; try again.")
 
 

@@ -71,6 +71,31 @@ def membership_with_live_lease(*, project_id: int, user_id: int, now):
     )
 
 
+def membership_and_candidate(*, project_id: int, user_id: int, now, draw: float):
+    """PostgreSQL: :func:`membership_with_live_lease` plus, when the labeler holds no live lease, the
+    comparison :func:`lock_candidate` would lock first (gold when ``draw`` < the project's gold rate),
+    in one statement: (overlap, lease_seconds, gold_rate, live lease id | None, candidate id | None).
+
+    The candidate is locked before the membership row; if this labeler's own concurrent call holds
+    that row, the statement waits for it with a candidate that may be stale, and the insert's fresh
+    check of the labeler's live leases refuses it (the service then serves the other call's lease).
+    """
+    own_live = f"SELECT id FROM {A} WHERE labeler_id = %s AND project_id = %s AND {LIVE} ORDER BY id LIMIT 1"
+    live = f"(SELECT COUNT(*) FROM {A} WHERE comparison_id = c.id AND {LIVE})"
+    return fetchone(
+        f"SELECT p.overlap, p.lease_seconds, p.gold_rate, ({own_live}), candidate.id"
+        f" FROM {M} m JOIN {P} p ON p.id = m.project_id LEFT JOIN LATERAL"
+        f" (SELECT c.id FROM {C} c WHERE c.project_id = p.id AND c.is_gold = (%s < p.gold_rate) AND c.human_queue"
+        f" AND NOT EXISTS (SELECT 1 FROM {A} WHERE comparison_id = c.id AND labeler_id = m.user_id)"
+        f" AND NOT EXISTS (SELECT 1 FROM {R} WHERE comparison_id = c.id AND labeler_id = m.user_id)"
+        f" AND (c.is_gold OR (c.label_count < p.overlap AND c.label_count + {live} < p.overlap))"
+        f" AND NOT EXISTS ({own_live})"
+        f" ORDER BY c.label_count, c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED) candidate ON true"
+        f" WHERE m.project_id = %s AND m.user_id = %s FOR UPDATE OF m",
+        [user_id, project_id, at(now), draw, at(now), user_id, project_id, at(now), project_id, user_id],
+    )
+
+
 def lock_candidate(*, project_id: int, user_id: int, now, gold: bool, overlap: int, exclude: list[int]):
     """The comparison this labeler should get next (fewest labels first), locked, or None.
 

@@ -1,6 +1,9 @@
-"""PostgreSQL's submit path: a live lease read without a lock, then stored by one statement that locks
-and re-checks it. A lease that changed in between, or a comparison the labeler already ranked, writes
-nothing there and is answered by the locked path."""
+"""PostgreSQL's labeling hot path, where it takes shortcuts.
+
+Submit: a live lease is read without a lock, then stored by one statement that locks and re-checks it.
+A lease that changed in between, or a comparison the labeler already ranked, writes nothing there and
+is answered by the locked path. Next: the first candidate is locked in the statement that locks the
+membership, so a labeler's two concurrent calls must still end with one lease."""
 
 import threading
 
@@ -72,29 +75,46 @@ def test_a_comparison_the_labeler_ranked_already_writes_nothing_and_is_a_conflic
     assert Comparison.objects.get(pk=lease.comparison.id).label_count == 0
 
 
-def test_two_submits_of_one_lease_at_once_store_one_ranking(project, labelers):
-    add_comparisons(project, 1)
-    lease = assignment_next(project_id=project.id, labeler=labelers[0])
+def _at_once(n: int, call) -> tuple[list, list]:
+    """Run ``call`` in ``n`` threads released together: (results, errors)."""
     results, errors = [], []
-    start = threading.Barrier(2)
+    start = threading.Barrier(n)
 
-    def submit():
+    def run():
         try:
             start.wait()
-            results.append(
-                ranking_submit(assignment_id=lease.assignment.id, labeler=labelers[0], payload={"ranks": _ranks(lease)})
-            )
-        except Exception as exc:  # reported below
+            results.append(call())
+        except Exception as exc:  # returned to the test
             errors.append(exc)
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=submit) for _ in range(2)]
+    threads = [threading.Thread(target=run) for _ in range(n)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    return results, errors
+
+
+def test_two_submits_of_one_lease_at_once_store_one_ranking(project, labelers):
+    add_comparisons(project, 1)
+    lease = assignment_next(project_id=project.id, labeler=labelers[0])
+    payload = {"ranks": _ranks(lease)}
+    results, errors = _at_once(
+        2, lambda: ranking_submit(assignment_id=lease.assignment.id, labeler=labelers[0], payload=payload)
+    )
     assert errors == []
     assert sorted(created for _, created in results) == [False, True]
     assert len({ranking.id for ranking, _ in results}) == 1
     assert Ranking.objects.count() == 1 and Comparison.objects.get(pk=lease.comparison.id).label_count == 1
+
+
+def test_one_labeler_s_concurrent_next_calls_share_one_lease(project, labelers):
+    add_comparisons(project, 12)
+    for _ in range(5):
+        leases, errors = _at_once(3, lambda: assignment_next(project_id=project.id, labeler=labelers[0]))
+        assert errors == []
+        assert len({lease.assignment.id for lease in leases}) == 1
+        assert Assignment.objects.filter(labeler=labelers[0], state=AssignmentState.LEASED).count() == 1
+        ranking_submit(assignment_id=leases[0].assignment.id, labeler=labelers[0], payload={"ranks": _ranks(leases[0])})
