@@ -3,9 +3,9 @@
 Vocabulary
 ----------
 * An **order** is one labeler's ranking of one item: ``{completion_id: score}``, lower is better.
-  ``scores_from_order`` builds it from the stored ``{"ranks": ..., "failed": [...]}``; an F-marked
-  completion scores ``math.inf``, below every ranked completion, and two F marks tie. Only the order
-  of the scores matters: equal scores tie, gaps mean nothing.
+  ``contracts.orders`` reads it from the stored ``{"ranks": ..., "failed": [...]}`` (``scores``,
+  ``read_orders``); an F-marked completion scores ``math.inf``, below every ranked completion, and
+  two F marks tie. Only the order of the scores matters: equal scores tie, gaps mean nothing.
 * An **item** is whatever was ranked as one unit: the stats selector uses ``(comparison_id,
   criterion_id)``, so each criterion of a comparison is ranked (and compared) separately.
 * ``by_item`` is ``{item: {labeler: order}}``: every order submitted for every item.
@@ -28,7 +28,8 @@ from itertools import combinations
 
 import numpy as np
 
-F_SCORE = math.inf
+from contracts import orders as stored_orders
+from contracts.orders import F_SCORE as F_SCORE  # the selectors compare scores with it
 
 Order = Mapping[int, float]
 ByItem = Mapping[Hashable, Mapping[Hashable, Order]]
@@ -38,11 +39,9 @@ ByItem = Mapping[Hashable, Mapping[Hashable, Order]]
 
 
 def scores_from_order(ranks: Mapping[str | int, float], failed: Iterable[int | str] = ()) -> dict[int, float]:
-    """``{completion_id: score}`` from a stored order. Keys become ints; F marks win over a rank."""
-    scores = {int(cid): float(rank) for cid, rank in ranks.items()}
-    for cid in failed:
-        scores[int(cid)] = F_SCORE
-    return scores
+    """``{completion_id: score}`` from a stored order's ranks and F marks (``contracts.orders.scores``):
+    keys become ints; F marks win over a rank; a malformed one raises ``MalformedOrder``."""
+    return stored_orders.scores({"ranks": ranks, "failed": list(failed)})
 
 
 def direction(order: Order, a: int, b: int) -> int:

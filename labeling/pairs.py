@@ -17,11 +17,13 @@ or the completions' position order (consensus).
 Definitions (DESIGN.md, "Rankings -> pairs")
 --------------------------------------------
 *Order.* One ranking holds one order per criterion: ``{"criterion": id | None, "ranks":
-{completion_id: rank}, "failed": [completion_id]}``. Rank 1 is best and only the order matters:
-ranks are replaced by their *level*, the 0-based position of the rank among the distinct ranks
-given (so ranks 1, 5, 5, 9 become levels 0, 1, 1, 2; gaps vanish, equal ranks tie). F-marked
-completions all share one level below every ranked completion. A completion neither ranked nor
-F-marked (never the case for a valid submit) takes part in no pair.
+{completion_id: rank}, "failed": [completion_id]}`` (the format and its reading:
+:mod:`contracts.orders`). Rank 1 is best and only the order matters: ranks are replaced by their
+*level*, the 0-based position of the rank among the distinct ranks given (so ranks 1, 5, 5, 9
+become levels 0, 1, 1, 2; gaps vanish, equal ranks tie). F-marked completions all share one level
+below every ranked completion. A completion neither ranked nor F-marked (never the case for a valid
+submit) takes part in no pair. A malformed order fails the build, naming the ranking (the policy of
+:mod:`contracts.orders`: training data is never made from what is left of a ranking).
 
 *Pair.* Every two completions of a comparison with different levels in one order yield one pair
 (prompt, chosen = the better level, rejected). Equal levels -- a tie, or F vs F -- yield none.
@@ -84,6 +86,9 @@ from dataclasses import asdict, dataclass, field, fields
 from itertools import combinations
 from operator import itemgetter
 
+from contracts.orders import MalformedOrder, ai_pair_probabilities, criterion_of, order_list
+from contracts.orders import levels as levels_of
+
 # The files (re-exported: callers import them from here).
 from labeling.pair_files import (  # noqa: F401
     COLUMNS,
@@ -104,7 +109,6 @@ OVERALL = "overall"  # the ``criterion`` option that selects orders made without
 MIXED_SOURCE = "mixed"
 
 Row = tuple  # the values of one pair in COLUMNS order
-_isfinite = math.isfinite
 
 
 class OptionError(ValueError):
@@ -267,52 +271,13 @@ class Counts:
         return result
 
 
-def ai_pair_probabilities(order: Mapping) -> dict[tuple[int, int], float]:
-    """``{(chosen, rejected): p}`` from an AI order's ``ai.pairs`` (``p_a`` = P(a better than b));
-    malformed entries are skipped: the margin then falls back to the rank difference."""
-    result: dict[tuple[int, int], float] = {}
-    details = order.get("ai")
-    for pair in (details.get("pairs") if isinstance(details, Mapping) else None) or ():
-        try:
-            a, b, p_a = int(pair["a"]), int(pair["b"]), float(pair["p_a"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if 0 <= p_a <= 1:
-            result[(a, b)], result[(b, a)] = p_a, 1 - p_a
-    return result
-
-
 def order_levels(order: Mapping, completion_ids: Iterable[int]) -> dict[int, int]:
     """Completion id -> level (0 is best) for one order; F-marked completions share the last level.
 
     Ids that are not completions of the comparison are ignored; a completion both ranked and F-marked
-    counts as F-marked. A malformed order (a non-integer id, a non-numeric rank) raises ``ValueError``.
+    counts as F-marked. A malformed order raises ``contracts.orders.MalformedOrder`` (a ``ValueError``).
     """
-    return _levels(order, set(completion_ids))
-
-
-def _levels(order: Mapping, ids: set[int] | frozenset[int]) -> dict[int, int]:
-    # order_levels for a set of ids (the hot path: no comprehension frames).
-    failed_ids = order.get("failed")
-    failed = set(map(int, failed_ids)) & ids if failed_ids else ()
-    ranks: dict[int, float] = {}
-    for key, rank in (order.get("ranks") or {}).items():
-        completion_id = int(key)
-        if not (type(rank) is int or (type(rank) is float and _isfinite(rank)) or _is_number(rank)):
-            raise ValueError(f"rank of completion {completion_id} is {rank!r}, not a number")
-        if completion_id in ids and completion_id not in failed:
-            ranks[completion_id] = rank
-    distinct = sorted(set(ranks.values()))
-    level_of = dict(zip(distinct, range(len(distinct)), strict=True))
-    levels = dict(zip(ranks, map(level_of.__getitem__, ranks.values()), strict=True))
-    for completion_id in failed:
-        levels[completion_id] = len(distinct)
-    return levels
-
-
-def _criterion_of(order: Mapping) -> int | None:
-    criterion = order.get("criterion")
-    return None if criterion is None else int(criterion)
+    return levels_of(order, set(completion_ids))
 
 
 def _wanted(criterion: int | None, option: int | str | None) -> bool:
@@ -388,26 +353,26 @@ def group_orders(
             counts.rankings_skipped_gold_accuracy += 1
             continue
         used = False
-        for order in ranking.orders:
-            criterion = _criterion_of(order)
-            if criterion_option is not None and not _wanted(criterion, criterion_option):
-                continue
-            try:
-                levels = known.get(id(order))
-                if levels is None:
-                    levels = known[id(order)] = _levels(order, ids)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"ranking of comparison {ranking.comparison_id} by labeler {labeler} is malformed: {exc}"
-                ) from exc
-            entries = groups.get(criterion)
-            if entries is None:
-                entries = groups[criterion] = []
-            entries.append((labeler, source, levels))
-            if "ai" in order:
-                ai[(criterion, labeler)] = ai_pair_probabilities(order)
-            counts.orders_used += 1
-            used = True
+        try:
+            for order in order_list(ranking.orders):
+                criterion = criterion_of(order)
+                if criterion_option is not None and not _wanted(criterion, criterion_option):
+                    continue
+                found = known.get(id(order))
+                if found is None:
+                    found = known[id(order)] = levels_of(order, ids)
+                entries = groups.get(criterion)
+                if entries is None:
+                    entries = groups[criterion] = []
+                entries.append((labeler, source, found))
+                if "ai" in order:
+                    ai[(criterion, labeler)] = ai_pair_probabilities(order)
+                counts.orders_used += 1
+                used = True
+        except MalformedOrder as exc:
+            raise ValueError(
+                f"ranking of comparison {ranking.comparison_id} by labeler {labeler} is malformed: {exc}"
+            ) from exc
         if used:
             counts.rankings_used += 1
             counts.labelers.add(labeler)

@@ -1,11 +1,15 @@
-"""What a valid ranking is (pure Python, no Django).
+"""What a valid submitted ranking is (pure Python, no Django).
 
 A ranking gives every completion either a rank 1..K (1 is best; equal ranks tie, gaps are
 allowed) or an F mark (nonsense / off-task), never both. Errors name the completion and the rule.
+What passes is written in the stored form of :mod:`contracts.orders` (whose reader is more lenient:
+it reads any well-formed order, complete or not).
 """
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from contracts.orders import order_body
 
 
 class RankingError(ValueError):
@@ -98,4 +102,4 @@ def normalize_order(ranks: Any, failed: Any, completion_ids: Iterable[int], *, l
 
     if problems:
         raise RankingError([prefix + p for p in problems])
-    return {"ranks": {str(cid): normalized[cid] for cid in ids if cid in normalized}, "failed": sorted(failed_ids)}
+    return order_body({cid: normalized[cid] for cid in ids if cid in normalized}, failed_ids)

@@ -26,7 +26,7 @@ from itertools import combinations
 
 import numpy as np
 
-from labeling.agreement import scores_from_order
+from contracts import orders as stored_orders
 
 A, B, TIE, BOTH_BAD = "a", "b", "tie", "both_bad"
 Z95 = 1.959963984540054
@@ -52,9 +52,14 @@ def outcome_of(order: Mapping, a_completion: int, b_completion: int) -> str | No
     """The verdict one stored order (``{ranks, failed}``) gives on two completions; None when it
     does not score both (a malformed order counts for nothing)."""
     try:
-        scores = scores_from_order(order.get("ranks") or {}, order.get("failed") or ())
-    except (TypeError, ValueError, AttributeError):
+        scores = stored_orders.scores(order)
+    except stored_orders.MalformedOrder:
         return None
+    return outcome_of_scores(scores, a_completion, b_completion)
+
+
+def outcome_of_scores(scores: Mapping[int, float], a_completion: int, b_completion: int) -> str | None:
+    """:func:`outcome_of` for an order already read (``contracts.orders.scores``)."""
     if a_completion not in scores or b_completion not in scores:
         return None
     sa, sb = scores[a_completion], scores[b_completion]

@@ -1,6 +1,9 @@
-"""The files around the code: docker-compose.yml, platform/Procfile, and training.ml's promise never
-to import Django."""
+"""The files around the code: docker-compose.yml, platform/Procfile, platform/Dockerfile, and the
+boundaries: training.ml never imports Django (of ours it imports itself and contracts/ only), and
+contracts/ imports the standard library only."""
 
+import ast
+import json
 import os
 import shutil
 import subprocess
@@ -54,12 +57,76 @@ def test_procfile_runs_web_a_gpu_worker_and_a_default_worker_with_the_sweeps():
     assert "--beat" in default and "--beat" not in gpu
 
 
+# Our top-level packages (what "of ours" means below).
+OURS = sorted(p.name for p in ROOT.iterdir() if (p / "__init__.py").exists())
+
+
+def absolute_imports(folder: Path) -> list[tuple[str, str]]:
+    """``(file, module)`` for every absolute import under ``folder``, lazy ones in functions too."""
+    found = []
+    for path in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                found += [(str(path.relative_to(ROOT)), alias.name) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.append((str(path.relative_to(ROOT)), node.module))
+    return found
+
+
+def test_training_ml_imports_of_ours_only_itself_and_contracts():
+    assert {"contracts", "labeling", "training"} <= set(OURS)
+    offenders = [
+        (path, module)
+        for path, module in absolute_imports(ROOT / "training" / "ml")
+        if module.split(".")[0] in OURS
+        and module.split(".")[0] != "contracts"
+        and module != "training.ml"
+        and not module.startswith("training.ml.")
+    ]
+    assert offenders == []
+
+
+def test_contracts_import_the_standard_library_only():
+    offenders = [
+        (path, module)
+        for path, module in absolute_imports(ROOT / "contracts")
+        if module.split(".")[0] not in sys.stdlib_module_names and module.split(".")[0] != "contracts"
+    ]
+    assert offenders == []
+    # And loading every one of them loads nothing else (no import hidden from the parser).
+    modules = sorted(f"contracts.{p.stem}" for p in (ROOT / "contracts").glob("*.py") if p.stem != "__init__")
+    code = (
+        "import importlib, json, sys\nbefore = set(sys.modules)\n"
+        f"for name in {modules!r}:\n    importlib.import_module(name)\n"
+        "print(json.dumps(sorted(m for m in set(sys.modules) - before\n"
+        "    if m.split('.')[0] not in sys.stdlib_module_names and m.split('.')[0] != 'contracts')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == []
+
+
+def test_the_image_copies_every_package():
+    copied = {
+        line.split()[1].rstrip("/")
+        for line in (ROOT / "platform" / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ") and not line.startswith("COPY --")
+    }
+    assert set(OURS) - {"tests"} <= copied
+
+
 def test_training_ml_does_not_load_django():
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    # training.ml and its light entry points; of ours only training (the namespace), training.ml.*
+    # and contracts.* may come with them.
+    allowed = "m in ('training', 'training.ml') or m.startswith(('training.ml.', 'contracts'))"
     code = (
-        "import sys, training.ml\n"
+        "import sys, training.ml, training.ml.configs, training.ml.events, training.ml.constitution\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "{'django', 'rest_framework', 'labeling', 'models_registry', 'config'})\n"
+        f"{set(OURS) | {'django', 'rest_framework'}!r} and not ({allowed}))\n"
         "print(','.join(loaded))\n"
         "sys.exit(1 if 'django' in sys.modules or loaded else 0)\n"
     )

@@ -5,6 +5,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from contracts import events
+
 
 class RunKind(models.TextChoices):
     GENERATE = "generate"
@@ -85,13 +87,14 @@ class TrainingRun(models.Model):
 
 class RunEventType(models.TextChoices):
     STATE = "state"  # written by the state machine: {"from", "to", "error"?}
-    PROGRESS = "progress"
-    METRIC = "metric"
-    LOG = "log"  # the run's log events, non-JSON stdout and stderr lines: {"level", "message", "stream"?}
-    ARTIFACT = "artifact"
-    CHECKPOINT = "checkpoint"
-    ERROR = "error"
-    RESULT = "result"
+    # The rest: what a run's process writes (contracts.events).
+    PROGRESS = events.PROGRESS
+    METRIC = events.METRIC
+    LOG = events.LOG  # the run's log events, non-JSON stdout and stderr lines: {"level", "message", "stream"?}
+    ARTIFACT = events.ARTIFACT
+    CHECKPOINT = events.CHECKPOINT
+    ERROR = events.ERROR
+    RESULT = events.RESULT
 
 
 class RunEvent(models.Model):

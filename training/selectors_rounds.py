@@ -11,6 +11,7 @@ from collections import defaultdict
 
 from django.db.models import QuerySet
 
+from contracts.orders import read_orders
 from labeling import agreement, side_by_side
 from labeling.models import Comparison, Completion, LabelSource, PromptRow, Ranking
 from labeling.selectors import side_by_side as sxs_selectors
@@ -53,12 +54,8 @@ def _metrics(run: TrainingRun) -> dict:
 def _by_item(rankings) -> dict:
     by_item: dict = defaultdict(dict)
     for comparison_id, labeler_id, orders in rankings:
-        for order in orders if isinstance(orders, list) else ():
-            try:
-                scores = agreement.scores_from_order(order.get("ranks") or {}, order.get("failed") or ())
-            except (TypeError, ValueError, AttributeError):
-                continue
-            by_item[(comparison_id, order.get("criterion"))][labeler_id] = scores
+        for order in read_orders(orders).orders:  # malformed orders left out
+            by_item[(comparison_id, order.criterion)][labeler_id] = order.scores
     return by_item
 
 

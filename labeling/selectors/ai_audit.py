@@ -8,6 +8,7 @@ Only overall orders (no criterion) are compared: the AI labeler ranks overall.
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from contracts.orders import read_orders
 from labeling import agreement
 from labeling.models import Comparison, LabelSource, Project, Ranking
 
@@ -25,12 +26,10 @@ class _Shared:
 
 
 def _overall_order(orders) -> tuple[dict | None, dict[int, float] | None]:
-    for order in orders if isinstance(orders, list) else ():
-        if isinstance(order, dict) and order.get("criterion") is None:
-            try:
-                return order, agreement.scores_from_order(order.get("ranks") or {}, order.get("failed") or ())
-            except (TypeError, ValueError, AttributeError):
-                return None, None
+    """The stored overall order of a ranking and its scores (malformed orders left out)."""
+    for order in read_orders(orders).orders:
+        if order.criterion is None:
+            return order.stored, order.scores
     return None, None
 
 

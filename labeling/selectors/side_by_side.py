@@ -1,11 +1,13 @@
 """Reads of side-by-side evaluations: who may see one, its progress, and its results."""
 
+import logging
 from collections import defaultdict
 
 from django.db.models import Count, Q, QuerySet
 from rest_framework.exceptions import NotFound, PermissionDenied
 
 from config.api import is_platform_admin
+from contracts.orders import read_orders
 from labeling import side_by_side
 from labeling.access import ROLE_RANK
 from labeling.models import (
@@ -19,7 +21,8 @@ from labeling.models import (
     SideBySidePair,
     SideBySideSample,
 )
-from labeling.selectors.stats import order_scores
+
+logger = logging.getLogger(__name__)
 
 READER_ROLES = (Role.REVIEWER, Role.ADMIN)
 OVERALL = "overall"
@@ -88,7 +91,8 @@ def _words(text: str) -> int:
 
 def evaluation_votes(evaluation: SideBySideEval) -> dict[str, dict[int | None, list[side_by_side.Vote]]]:
     """Every vote on the evaluation's pairs: ``{source: {criterion: [Vote]}}`` (source human or ai;
-    imported rankings have no place in an evaluation)."""
+    imported rankings have no place in an evaluation). Malformed stored orders cast no vote (and are
+    logged)."""
     pairs = {
         pair.comparison_id: pair
         for pair in SideBySidePair.objects.filter(evaluation=evaluation).only(
@@ -104,22 +108,23 @@ def evaluation_votes(evaluation: SideBySideEval) -> dict[str, dict[int | None, l
     rankings = Ranking.objects.filter(
         comparison_id__in=pairs, source__in=(LabelSource.HUMAN, LabelSource.AI)
     ).values_list("comparison_id", "source", "orders")
+    malformed = 0
     for comparison_id, source, orders in rankings.iterator(chunk_size=2000):
         pair, answers = pairs[comparison_id], completions[comparison_id]
         if len(answers) != 2:
             continue
         (a_id, a_words), (b_id, b_words) = answers[pair.a_position], answers[1 - pair.a_position]
-        for order in orders if isinstance(orders, list) else ():
-            parsed = order_scores(order)
-            if parsed is None:
-                continue
-            criterion, _ = parsed
-            outcome = side_by_side.outcome_of(order, a_id, b_id)
+        read = read_orders(orders)
+        malformed += read.malformed
+        for order in read.orders:
+            outcome = side_by_side.outcome_of_scores(order.scores, a_id, b_id)
             if outcome is None:
                 continue
-            votes[source][criterion].append(
+            votes[source][order.criterion].append(
                 side_by_side.Vote(comparison_id, pair.entry_a_id, pair.entry_b_id, outcome, a_words, b_words)
             )
+    if malformed:
+        logger.warning("evaluation %s: %d malformed stored orders cast no vote", evaluation.pk, malformed)
     return votes
 
 

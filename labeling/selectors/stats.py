@@ -1,10 +1,11 @@
 """Project statistics: progress, inter-labeler agreement and per-labeler quality.
 
 Reads a handful of queries (progress, assignments per labeler, all rankings of the chosen sources,
-usernames) whatever the project's size, and hands plain dicts to ``labeling.agreement``.
+usernames) whatever the project's size; the orders are counted by ``labeling.selectors.stats_tally``
+(as the timeline counts them) and the figures computed by ``labeling.agreement``.
 """
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -12,13 +13,13 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
-from config.exceptions import ServiceError
+from contracts import orders as stored_orders
 from labeling import agreement
-from labeling.models import Assignment, AssignmentState, Comparison, LabelSource, Project, Ranking, Role
+from labeling.models import Assignment, AssignmentState, Comparison, Project, Ranking, Role
+from labeling.selectors.stats_tally import DEFAULT_SOURCES, OrderTally, check_filters
 
 User = get_user_model()
 
-DEFAULT_SOURCES = (LabelSource.HUMAN,)
 # What a labeler sees of their own quality is coarse, so that submitting one item and re-reading the
 # stats tells them nothing about its gold answer or its consensus: the figures cover whole windows of
 # QUALITY_WINDOW of their comparisons (in the order they ranked them), a window counting once every
@@ -26,18 +27,6 @@ DEFAULT_SOURCES = (LabelSource.HUMAN,)
 # they are rounded down to QUALITY_BUCKET_PP percentage points. Reviewers and admins see exact figures.
 QUALITY_WINDOW = 20
 QUALITY_BUCKET_PP = 10
-
-
-def order_scores(order) -> tuple[int | None, dict[int, float]] | None:
-    """(criterion, scores) of one stored order, or None for a malformed one (skipped, not fatal)."""
-    if not isinstance(order, dict):
-        return None
-    try:
-        criterion = order.get("criterion")
-        criterion = None if criterion is None else int(criterion)
-        return criterion, agreement.scores_from_order(order.get("ranks") or {}, order.get("failed") or ())
-    except (TypeError, ValueError, AttributeError):
-        return None
 
 
 def project_progress(*, project: Project, now: datetime | None = None) -> tuple[dict, dict[int, dict]]:
@@ -131,6 +120,45 @@ def _own_quality(*, labeler_id: int, ranked: list[tuple[int, bool]], by_item, go
     }
 
 
+def _gold_scores(gold_order) -> dict[int, float] | None:
+    """The known order of a gold comparison as scores; None when it is missing, empty or malformed."""
+    if not gold_order:
+        return None
+    try:
+        return stored_orders.scores(gold_order) or None
+    except stored_orders.MalformedOrder:
+        return None
+
+
+def _seconds(spent_ms: int | None, leased_at: datetime | None, finished_at: datetime | None) -> float | None:
+    """Time spent on one ranking: as the labeler's page measured it, else lease to submit, else unknown."""
+    if spent_ms is not None:
+        return spent_ms / 1000
+    if leased_at and finished_at:
+        return (finished_at - leased_at).total_seconds()
+    return None
+
+
+def _agreement_figures(by_item) -> dict:
+    pairwise = agreement.pairwise_agreement(by_item)
+    tau = agreement.mean_kendall_tau_b(by_item)
+    alpha = agreement.ranking_alpha(by_item)
+    return {
+        "items": len(by_item),
+        "shared_items": pairwise.items,
+        "pairwise_rate": pairwise.rate,
+        "pairwise_agreements": pairwise.agreements,
+        "pairwise_pairs": pairwise.pairs,
+        "pairwise_one_sided_ties": pairwise.one_sided_ties,
+        "kendall_tau_b": tau.mean,
+        "kendall_tau_b_cases": tau.count,
+        "kendall_tau_b_undefined": tau.undefined,
+        "krippendorff_alpha_ordinal": alpha.alpha,
+        "krippendorff_units": alpha.units,
+        "krippendorff_values": alpha.values,
+    }
+
+
 def project_stats(
     *,
     project: Project,
@@ -146,20 +174,9 @@ def project_stats(
     just the overall order). ``sources`` picks human / ai / imported rankings (human by default).
     ``only_labeler`` (a user) limits the answer to what that labeler may see: progress and their own
     row, no project-wide agreement, and their gold accuracy and consensus agreement only coarsely
-    (``figures: coarse``, see QUALITY_WINDOW).
+    (``figures: coarse``, see QUALITY_WINDOW). Malformed stored orders are left out (and logged).
     """
-    sources = sorted(set(sources))
-    unknown = [s for s in sources if s not in LabelSource.values]
-    if unknown:
-        raise ServiceError(
-            f"Unknown label source {unknown[0]!r}.", errors={"sources": [f"Allowed: {', '.join(LabelSource.values)}."]}
-        )
-    if criterion_id is not None and not project.criteria.filter(pk=criterion_id).exists():
-        raise ServiceError(
-            f"Criterion {criterion_id} is not a criterion of project {project.pk}.",
-            errors={"criterion": [f"No criterion {criterion_id} in this project."]},
-        )
-
+    sources = check_filters(project=project, criterion_id=criterion_id, sources=sources)
     progress, leases_by_labeler = project_progress(project=project, now=now)
     rankings = (
         Ranking.objects.filter(comparison__project=project, source__in=sources)
@@ -177,9 +194,8 @@ def project_stats(
         )
     )
 
-    by_item: dict[tuple[int, int | None], dict[int, dict[int, float]]] = defaultdict(dict)
+    tally = OrderTally(criterion_id=criterion_id)
     gold: dict[tuple[int, int | None], dict[int, float]] = {}
-    ranking_counts: Counter[int] = Counter()
     seconds: dict[int, list[float | None]] = defaultdict(list)
     rankings_total = 0
     # For a labeler's own coarse figures: their comparisons in the order they ranked them, and which
@@ -192,32 +208,20 @@ def project_stats(
         rankings_total += 1
         if not is_gold and labels >= project.overlap:
             settled_ids.add(comparison_id)
-        matched = False
-        for order in orders if isinstance(orders, list) else ():
-            parsed = order_scores(order)
-            if parsed is None:
-                continue
-            criterion, scores = parsed
-            if criterion_id is not None and criterion != criterion_id:
-                continue
-            matched = True
-            item = (comparison_id, criterion)
-            by_item[item][labeler_id] = scores
-            if is_gold and gold_order and item not in gold:
-                parsed_gold = order_scores(gold_order)
-                if parsed_gold and parsed_gold[1]:
-                    gold[item] = parsed_gold[1]
-        if matched:
-            if labeler_id == own_id:
-                own_ranked.append((comparison_id, bool(is_gold)))
-            ranking_counts[labeler_id] += 1
-            if spent_ms is not None:
-                seconds[labeler_id].append(spent_ms / 1000)
-            elif leased_at and finished_at:
-                seconds[labeler_id].append((finished_at - leased_at).total_seconds())
-            else:
-                seconds[labeler_id].append(None)
+        matched = tally.matching(comparison_id, orders)
+        if not matched:
+            continue
+        tally.add(labeler_id, matched)
+        if is_gold:
+            for item, _ in matched:
+                if item not in gold and (known := _gold_scores(gold_order)):
+                    gold[item] = known
+        if labeler_id == own_id:
+            own_ranked.append((comparison_id, bool(is_gold)))
+        seconds[labeler_id].append(_seconds(spent_ms, leased_at, finished_at))
     progress["rankings_total"] = rankings_total
+    tally.log_malformed(project.pk)
+    by_item = tally.by_item
 
     if only_labeler is not None:
         consensus, accuracy = {}, {}
@@ -227,7 +231,7 @@ def project_stats(
         accuracy = agreement.gold_accuracy(by_item, gold)
         people = list(
             User.objects.filter(
-                Q(pk__in=list(ranking_counts)) | Q(memberships__project=project, memberships__role=Role.LABELER)
+                Q(pk__in=list(tally.rankings)) | Q(memberships__project=project, memberships__role=Role.LABELER)
             )
             .distinct()
             .order_by("username")
@@ -257,7 +261,7 @@ def project_stats(
             {
                 "labeler": user_id,
                 "username": username,
-                "rankings": ranking_counts.get(user_id, 0),
+                "rankings": tally.rankings.get(user_id, 0),
                 "skipped": leases.get("skipped", 0),
                 "throughput_per_hour": speed.per_hour,
                 "median_seconds_per_task": speed.median_seconds,
@@ -265,31 +269,12 @@ def project_stats(
             }
         )
 
-    stats = {
+    return {
         "project": project.pk,
         "criterion": criterion_id,
         "sources": sources,
         "progress": progress,
-        "agreement": None,
+        "agreement": _agreement_figures(by_item) if only_labeler is None else None,
         "figures": "exact" if only_labeler is None else "coarse",
         "labelers": rows,
     }
-    if only_labeler is None:
-        pairwise = agreement.pairwise_agreement(by_item)
-        tau = agreement.mean_kendall_tau_b(by_item)
-        alpha = agreement.ranking_alpha(by_item)
-        stats["agreement"] = {
-            "items": len(by_item),
-            "shared_items": pairwise.items,
-            "pairwise_rate": pairwise.rate,
-            "pairwise_agreements": pairwise.agreements,
-            "pairwise_pairs": pairwise.pairs,
-            "pairwise_one_sided_ties": pairwise.one_sided_ties,
-            "kendall_tau_b": tau.mean,
-            "kendall_tau_b_cases": tau.count,
-            "kendall_tau_b_undefined": tau.undefined,
-            "krippendorff_alpha_ordinal": alpha.alpha,
-            "krippendorff_units": alpha.units,
-            "krippendorff_values": alpha.values,
-        }
-    return stats

@@ -6,8 +6,8 @@ rank distribution per completion position (position bias at a glance).
 
 A fixed handful of queries whatever the project's size: the progress counts (two, from
 ``project_progress``), the project's rankings, its completions' positions, the labelers' usernames.
-The orders are parsed and the agreement computed by the same code as ``labeling.selectors.stats``
-(``order_scores``) and ``labeling.agreement``, so the last bucket agrees with ``GET .../stats/``.
+The orders are counted by the same tally as ``labeling.selectors.stats`` (``stats_tally``) and the
+agreement computed by ``labeling.agreement``, so the last bucket agrees with ``GET .../stats/``.
 
 Cost: the pairwise rate is a sum over items, so it is updated per bucket for the items that changed.
 Krippendorff's alpha is not (its expected disagreement depends on every value), so it is recomputed
@@ -16,7 +16,7 @@ bucket; the other buckets say ``alpha_computed: false``.
 """
 
 from bisect import bisect_right
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -25,7 +25,8 @@ from django.contrib.auth import get_user_model
 from config.exceptions import ServiceError
 from labeling import agreement
 from labeling.models import Completion, LabelSource, Project, Ranking
-from labeling.selectors.stats import DEFAULT_SOURCES, order_scores, project_progress
+from labeling.selectors.stats import project_progress
+from labeling.selectors.stats_tally import DEFAULT_SOURCES, OrderTally, check_filters
 
 User = get_user_model()
 
@@ -78,20 +79,6 @@ def alpha_points(cumulative: list[int], *, max_points: int | None = None, budget
     return chosen
 
 
-def _check_filters(*, project: Project, criterion_id: int | None, sources: list[str]) -> None:
-    unknown = [s for s in sources if s not in LabelSource.values]
-    if unknown or not sources:
-        raise ServiceError(
-            f"Unknown label source {unknown[0] if unknown else ''!r}.",
-            errors={"sources": [f"Allowed: {', '.join(LabelSource.values)}."]},
-        )
-    if criterion_id is not None and not project.criteria.filter(pk=criterion_id).exists():
-        raise ServiceError(
-            f"Criterion {criterion_id} is not a criterion of project {project.pk}.",
-            errors={"criterion": [f"No criterion {criterion_id} in this project."]},
-        )
-
-
 def project_stats_timeline(
     *,
     project: Project,
@@ -103,12 +90,11 @@ def project_stats_timeline(
 
     ``criterion_id`` and ``sources`` pick the orders as in ``project_stats``. A comparison counts as
     completed at the bucket of its ``overlap``-th human ranking (gold comparisons are not counted),
-    whatever ``sources`` says, as the progress counts do.
+    whatever ``sources`` says, as the progress counts do. Malformed stored orders are left out (and logged).
     """
     if bucket not in BUCKETS:
         raise ServiceError(f"Unknown bucket {bucket!r}; use hour or day.", errors={"bucket": ["Use hour or day."]})
-    sources = sorted(set(sources))
-    _check_filters(project=project, criterion_id=criterion_id, sources=sources)
+    sources = check_filters(project=project, criterion_id=criterion_id, sources=sources)
     step = BUCKETS[bucket]
     progress, _ = project_progress(project=project)
 
@@ -123,8 +109,9 @@ def project_stats_timeline(
     levels: list[int | str] = [*range(1, k + 1), F_LEVEL]
     distribution = [Counter() for _ in range(k)]
     wanted = set(sources)
+    tally = OrderTally(criterion_id=criterion_id)
     humans_seen: Counter[int] = Counter()
-    # Per ranking in time order: (bucket start, labeler, [(item, order)]) for those that count.
+    # Per ranking in time order: (bucket start, labeler, [(item, scores)]) for those that count.
     events: list[tuple[datetime, int, list]] = []
     completed_at: list[datetime] = []
     for comparison_id, labeler_id, source, orders, created_at, is_gold in rankings:
@@ -135,21 +122,15 @@ def project_stats_timeline(
                 completed_at.append(start)
         if source not in wanted:
             continue
-        matched = []
-        for order in orders if isinstance(orders, list) else ():
-            parsed = order_scores(order)
-            if parsed is None:
-                continue
-            criterion, scores = parsed
-            if criterion_id is not None and criterion != criterion_id:
-                continue
-            matched.append(((comparison_id, criterion), scores))
+        matched = tally.matching(comparison_id, orders)
+        for _, scores in matched:
             for cid, level in dense_levels(scores).items():
                 position = positions.get(cid)
                 if position is not None:
                     distribution[position][level] += 1
         if matched:
             events.append((start, labeler_id, matched))
+    tally.log_malformed(project.pk)
 
     starts: list[datetime] = []
     moments = [events[0][0], events[-1][0]] if events else []
@@ -176,7 +157,7 @@ def project_stats_timeline(
         cumulative_orders.append(running)
     recompute_alpha = alpha_points(cumulative_orders)
 
-    by_item: dict[tuple, dict[int, dict[int, float]]] = defaultdict(dict)
+    by_item = tally.by_item  # filled bucket by bucket below
     item_pairwise: dict[tuple, agreement.PairwiseAgreement] = {}
     throughput: dict[int, list[int]] = {}
     total = agreement.PairwiseAgreement()
@@ -186,9 +167,8 @@ def project_stats_timeline(
         changed = set()
         for labeler_id, matched in entries:
             throughput.setdefault(labeler_id, [0] * len(starts))[i] += 1
-            for item, scores in matched:
-                by_item[item][labeler_id] = scores
-                changed.add(item)
+            tally.add(labeler_id, matched)
+            changed.update(item for item, _ in matched)
         for item in changed:
             # Pairwise agreement is a sum over items: swap the changed items' shares.
             old = item_pairwise.get(item) or agreement.PairwiseAgreement()

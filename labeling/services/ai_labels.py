@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
+from contracts.orders import make_order
 from labeling.models import Comparison, Completion, LabelSource, Project, ProjectKind, Ranking
 from labeling.services.system_members import system_member
 from labeling.splits import stable_point
@@ -91,8 +92,7 @@ def _record_batch(project, member, batch, counts, constitution, run_id) -> None:
             counts["already"] += 1
             continue
         labeled.add(comparison.pk)
-        order = {"criterion": None, "ranks": ranks, "failed": []}
-        order["ai"] = _ai_details(judgment, constitution=constitution, run_id=run_id)
+        order = make_order(None, ranks, ai=_ai_details(judgment, constitution=constitution, run_id=run_id))
         rankings.append(Ranking(comparison=comparison, labeler=member, source=LabelSource.AI, orders=[order]))
         new_ids.append(comparison.pk)
     Ranking.objects.bulk_create(rankings)

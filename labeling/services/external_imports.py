@@ -48,6 +48,7 @@ from django.db import transaction
 from django.db.models.functions import Lower
 
 from config.exceptions import ServiceError, TooLarge
+from contracts.orders import make_order
 from labeling import archives
 from labeling.external_formats import (
     ARGILLA,
@@ -319,11 +320,8 @@ def _check_order(item: ExternalComparison, ranking) -> None:
 
 
 def _order(ranking, completion_ids: list[int]) -> dict:
-    return {
-        "criterion": None,
-        "ranks": {str(completion_ids[p]): rank for p, rank in sorted(ranking.ranks.items())},
-        "failed": sorted(completion_ids[p] for p in ranking.failed),
-    }
+    ranks = {completion_ids[p]: rank for p, rank in sorted(ranking.ranks.items())}
+    return make_order(None, ranks, [completion_ids[p] for p in ranking.failed])
 
 
 @transaction.atomic

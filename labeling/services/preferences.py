@@ -7,6 +7,7 @@ from typing import IO
 from django.db import transaction
 
 from config.exceptions import ServiceError
+from contracts.orders import make_order
 from labeling.models import LabelSource, Project, Ranking
 from labeling.parsing import RowError, require
 from labeling.services.comparisons import (
@@ -104,13 +105,13 @@ def preferences_import(
         rankings = []
         for comparison, (_, chosen_position) in zip(comparisons, batch, strict=True):
             ids = comparison.completion_ids
-            ranks = {str(ids[chosen_position]): 1, str(ids[1 - chosen_position]): 2}
+            ranks = {ids[chosen_position]: 1, ids[1 - chosen_position]: 2}
             rankings.append(
                 Ranking(
                     comparison=comparison,
                     labeler=member,
                     source=LabelSource.IMPORTED,
-                    orders=[{"criterion": None, "ranks": ranks, "failed": []}],
+                    orders=[make_order(None, ranks)],
                 )
             )
         Ranking.objects.bulk_create(rankings)

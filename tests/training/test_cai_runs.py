@@ -223,35 +223,6 @@ def test_judgments_become_ai_rankings_once(api, admin_user, pairs_project, base_
     assert all(r.orders[0]["ai"]["constitution"] == 1 for r in ai)
 
 
-@pytest.mark.parametrize(
-    "principles",
-    [
-        DEFAULT_PRINCIPLES,
-        [],
-        [{**DEFAULT_PRINCIPLES[0], "critique_request": " "}],
-        [DEFAULT_PRINCIPLES[0], {**DEFAULT_PRINCIPLES[1], "key": "harm"}],
-        [{**DEFAULT_PRINCIPLES[0], "key": "Bad Key"}],
-        [{**DEFAULT_PRINCIPLES[0], "extra": "x"}],
-        [{k: v for k, v in DEFAULT_PRINCIPLES[0].items() if k != "choice_question"}],
-        ["not an object"],
-    ],
-)
-def test_the_api_and_the_run_config_judge_principles_alike(principles):
-    """Two copies of one rule set (training.ml may not import labeling, nor labeling training)."""
-    from labeling.principles import PrincipleError, validate_principles
-    from training.ml.configs import ConfigError
-    from training.ml.constitution import validate_principles as validate_for_runs
-
-    def verdict(check, error):
-        try:
-            check(principles)
-        except error as exc:
-            return exc.field, exc.message
-        return None
-
-    assert verdict(validate_principles, PrincipleError) == verdict(validate_for_runs, ConfigError)
-
-
 def test_run_kinds_describe_inputs_and_config_fields(api, admin_user):
     kinds = {k["kind"]: k for k in api(admin_user).get("/api/runs/kinds/").json()}
     assert "generate" not in kinds and {"sft", "cai_revise", "ai_feedback", "rlhf"} <= set(kinds)

@@ -1,5 +1,6 @@
 """A constitution's principles as the ``cai_revise`` and ``ai_feedback`` kinds use them: validation
-(the rules of ``labeling.principles``), sampling, the AI labeler's question. Light: no torch.
+(the rules of ``contracts.principles``, which the API applies too), sampling, the AI labeler's
+question. Light: no torch.
 
 A principle is ``{"key", "name", "critique_request", "revision_request", "choice_question"}``, all
 non-empty strings, ``key`` a slug unique in its constitution. ``critique_request`` and
@@ -8,14 +9,11 @@ non-empty strings, ``key`` a slug unique in its constitution. ``critique_request
 """
 
 import random
-import re
 from collections.abc import Sequence
 
+from contracts import principles as rules
 from training.ml.configs import ConfigError
 
-PRINCIPLE_FIELDS = ("key", "name", "critique_request", "revision_request", "choice_question")
-KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-MAX_PRINCIPLES, MAX_TEXT = 100, 2000
 SAMPLING = ("random", "cycle")
 
 # Three principles from the paper's constitution (its appendix C), for demos and benchmarks.
@@ -55,42 +53,16 @@ EXAMPLE_PRINCIPLES = [
 
 
 def validate_principles(principles, field: str = "principles") -> None:
-    """Raise ConfigError naming the first bad entry's field, e.g. ``principles[2].critique_request``.
-
-    The same rules and messages as ``labeling/principles.py`` (the web side's copy: training.ml may
-    not import the Django apps, nor they training), so a constitution the API saved is a valid run
-    config and the reverse; tests/ml/test_cai.py holds the two to the same answers.
-    """
-    if not isinstance(principles, list) or not principles:
-        raise ConfigError(field, "must be a non-empty list of principles")
-    if len(principles) > MAX_PRINCIPLES:
-        raise ConfigError(field, f"at most {MAX_PRINCIPLES} principles, not {len(principles)}")
-    keys: set[str] = set()
-    for i, principle in enumerate(principles):
-        where = f"{field}[{i}]"
-        if not isinstance(principle, dict):
-            raise ConfigError(where, "must be an object with " + ", ".join(PRINCIPLE_FIELDS))
-        unknown = sorted(set(principle) - set(PRINCIPLE_FIELDS))
-        if unknown:
-            raise ConfigError(f"{where}.{unknown[0]}", "unknown field; a principle has " + ", ".join(PRINCIPLE_FIELDS))
-        for name in PRINCIPLE_FIELDS:
-            value = principle.get(name)
-            if value is None or (isinstance(value, str) and not value.strip()):
-                raise ConfigError(f"{where}.{name}", "required")
-            if not isinstance(value, str):
-                raise ConfigError(f"{where}.{name}", f"expected a string, got {type(value).__name__}")
-            if len(value) > MAX_TEXT:
-                raise ConfigError(f"{where}.{name}", f"at most {MAX_TEXT} characters")
-        key = principle["key"]
-        if not KEY_RE.match(key):
-            raise ConfigError(f"{where}.key", f"{key!r} is not a key: use lowercase letters, digits, - and _")
-        if key in keys:
-            raise ConfigError(f"{where}.key", f"{key!r} is used by an earlier principle")
-        keys.add(key)
+    """Raise ConfigError naming the first bad entry's field, e.g. ``principles[2].critique_request``,
+    with the message of ``contracts.principles`` (so the API and a run config judge alike)."""
+    try:
+        rules.validate_principles(principles, field=field)
+    except rules.PrincipleError as exc:
+        raise ConfigError(exc.field, exc.message) from None
 
 
 def check_principle_key(principles: list[dict], key: str, field: str) -> None:
-    known = [p["key"] for p in principles]
+    known = rules.principle_keys(principles)
     if key not in known:
         raise ConfigError(field, f"no principle {key!r}; the principles are {', '.join(known)}")
 
