@@ -175,7 +175,7 @@ def main() -> int:
     from training.models import Round
     from training.selectors_rounds import round_summary
     from training.services.rounds import evaluation_join, round_start, run_join
-    from training.services.run_inputs import run_start
+    from training.services.runs import run_start
     from training.services.side_by_side import evaluation_create
 
     say(f"scratch {scratch}; importing the pip models")

@@ -300,7 +300,7 @@ class RunListCreateApi(Paginated, APIView):
             request.user, values["config"], run_access.path_fields(values["kind"])
         )
         round_ = round_services.round_for_project(project=project, round_id=values["round"])
-        run = run_inputs.run_start(
+        run = run_services.run_start(
             kind=values["kind"],
             config=values["config"],
             inputs=values["inputs"],
@@ -324,11 +324,16 @@ class RunKindOutput(serializers.Serializer):
     kind = serializers.CharField()
     description = serializers.CharField()
     inputs = serializers.ListField(child=serializers.CharField(), help_text="What `inputs` may name.")
+    hints = serializers.DictField(
+        child=serializers.CharField(),
+        help_text="Input name -> what it means for this kind, or its default here (the form shows it).",
+    )
     config = RunKindField(many=True)
 
 
 class RunKindsApi(APIView):
-    """The run kinds, each with the inputs it takes and its config fields (type, default, required)."""
+    """The run kinds, each with the inputs it takes (and what each means for the kind) and its config
+    fields (type, default, required)."""
 
     @extend_schema(operation_id="runs_kinds", responses=RunKindOutput(many=True))
     def get(self, request):

@@ -43,16 +43,14 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from training.ml.events import parse_event
+from contracts.events import parse_event
+from models_registry import storage
+from training.kinds import KINDS
 from training.models import LIVE_STATES, TERMINAL_STATES, RunEventType, RunState, TrainingRun
 from training.progress_report import ProgressReport
 from training.services import runs
-from training.services.cai import CaiResults
-from training.services.generation import CompletionsIngest
-from training.services.run_inputs import materialize_config
-from training.services.run_outputs import OutputsRegistrar
+from training.services.run_inputs import REGISTRY_PREFIX
 from training.services.runs import StaleAttempt
-from training.services.side_by_side import SamplesIngest
 from training.supervision import (
     DOWN,
     DatabaseGuard,
@@ -67,14 +65,10 @@ from training.supervision import (
 
 logger = logging.getLogger(__name__)
 
-# The kinds whose output the platform stores as it arrives: kind -> factory(run, folder) -> handler | None.
-# A handler has ``on_artifact(event)`` and ``finish(result=, succeeded=) -> dict`` (merged into the
-# run's outputs; an exception fails the run).
-HANDLERS = {
-    "generate": lambda run, folder: SamplesIngest.for_run(run, folder) or CompletionsIngest.for_run(run, folder),
-    **dict.fromkeys(OutputsRegistrar.KINDS, OutputsRegistrar.for_run),
-    **dict.fromkeys(CaiResults.KINDS, CaiResults.for_run),
-}
+# The kinds whose output the platform stores (``KindSpec.handler``): kind -> factory(run, folder) ->
+# handler | None. A handler has ``on_artifact(event)`` and ``finish(result=, succeeded=) -> dict``
+# (merged into the run's outputs; an exception fails the run).
+HANDLERS = {kind: spec.handler for kind, spec in KINDS.items() if spec.handler is not None}
 EVENT_TYPES = frozenset(RunEventType.values) - {RunEventType.STATE}
 FLUSH_EVERY_S = 0.25
 FLUSH_EVERY_EVENTS = 200
@@ -82,18 +76,26 @@ STDERR_TAIL = 30
 MAX_EVENT_CHARS = 64_000
 
 
-# Kinds that train with a (TRL) Trainer and so spread over several GPUs through accelerate.
-MULTI_GPU_KINDS = frozenset({"sft", "reward_model", "dpo", "rlhf"})
-
-
 def command(run: TrainingRun, config_path: Path, folder: Path, *, gpus: int = 1) -> list[str]:
     """The run's command line: ``accelerate launch`` with one process per GPU when the worker owns
     several (``RANKFORGE_RUN_GPUS``) and the kind trains; only rank 0 writes events."""
     args = ["-m", "training.ml", run.kind, "--config", str(config_path), "--out", str(folder)]
-    if gpus > 1 and run.kind in MULTI_GPU_KINDS:
+    spec = KINDS.get(run.kind)
+    if gpus > 1 and spec is not None and spec.multi_gpu:
         launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(gpus)]
         return [*launch, *args]
     return [sys.executable, *args]
+
+
+def materialize_config(config: dict) -> dict:
+    """The config with every ``registry:<path>`` value (``run_inputs.version_folder`` with artifacts on
+    S3) replaced by a local folder: the worker downloads the version when the run starts."""
+    return {
+        key: str(storage.materialize(value.removeprefix(REGISTRY_PREFIX)))
+        if isinstance(value, str) and value.startswith(REGISTRY_PREFIX)
+        else value
+        for key, value in config.items()
+    }
 
 
 def _pump(name: str, stream, out: queue.Queue) -> None:

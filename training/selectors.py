@@ -1,10 +1,14 @@
 """Reads of training runs: who sees which runs, their events, logs and metric series."""
 
+import dataclasses
+
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from rest_framework.exceptions import NotFound
 
 from config.api import is_platform_admin
 from labeling.models import Membership, Role
+from training.kinds import KINDS, filled_fields
+from training.ml.configs import worker_path_fields
 from training.models import CritiqueRevision, RunEvent, RunEventType, TrainingRun
 
 # These roles of a run's project see and manage its runs (a project's runs read its prompts, data
@@ -71,22 +75,16 @@ def run_revisions(*, run: TrainingRun, principle: str | None = None) -> QuerySet
 
 
 def run_kinds() -> list[dict]:
-    """Every run kind a person can start: its inputs and its config fields (type, default, required),
-    read off the ``training.ml`` config classes, so a form never drifts from what the API accepts.
-    Fields the platform fills from inputs are flagged and left out of ``required``."""
-    import dataclasses
-
-    from training.ml.configs import available_configs, worker_path_fields
-    from training.services.cai import ALWAYS_FILLED
-    from training.services.run_inputs import FILLS, KNOWN
-
+    """Every run kind a person can start (``training.kinds``): its inputs, what each means for it
+    (``hints``), and its config fields (type, default, required), read off the ``training.ml`` config
+    classes, so a form never drifts from what the API accepts. Fields the platform fills from inputs
+    are flagged and left out of ``required``."""
     kinds = []
-    for kind, config_class in sorted(available_configs().items()):
-        if kind not in KNOWN:  # generate runs start from a project (POST /api/projects/<id>/generate/)
+    for kind, spec in sorted(KINDS.items()):
+        config_class = spec.config_class
+        if config_class is None or not spec.startable:  # generate: POST /api/projects/<id>/generate/
             continue
-        known = KNOWN[kind]
-        filled = {name for given, names in FILLS.items() if given in known for name in names}
-        filled |= set(ALWAYS_FILLED.get(kind, ()))
+        filled = filled_fields(spec)
         fields = []
         paths = worker_path_fields(config_class)  # the same fields the API refuses to all but platform admins
         for f in dataclasses.fields(config_class):
@@ -107,5 +105,7 @@ def run_kinds() -> list[dict]:
         doc = (config_class.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
         if doc.startswith(f"{config_class.__name__}("):  # dataclass's generated docstring: no words
             doc = ""
-        kinds.append({"kind": kind, "description": doc, "inputs": list(known), "config": fields})
+        kinds.append(
+            {"kind": kind, "description": doc, "inputs": list(spec.inputs), "hints": dict(spec.hints), "config": fields}
+        )
     return kinds

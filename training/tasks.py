@@ -1,10 +1,17 @@
 """Celery entry points of the training app: fetch the run by id, hand it to the runner (DESIGN.md,
-Jobs and workers). Services enqueue through ``enqueue_run`` inside ``transaction.on_commit``."""
+Jobs and workers). Services enqueue through ``enqueue_run`` inside ``transaction.on_commit``.
+
+The services import this module (to enqueue), so the tasks reach the runner and the services only
+when they run: their function-local imports are the documented exceptions of
+tests/training/test_service_imports.py."""
 
 import contextlib
 from datetime import timedelta
 
 from celery import Task, shared_task
+from django.conf import settings
+from django.db import DatabaseError
+from django.utils import timezone
 
 from labeling.tasks import send_or_unavailable
 
@@ -49,10 +56,6 @@ def sweep_runs() -> dict:
     No heartbeat could be written while the database was restarting or out of reach of this sweep
     too, so staleness counts from the end of such an outage at the earliest (``not_before``).
     """
-    from django.conf import settings
-    from django.db import DatabaseError
-    from django.utils import timezone
-
     from training.services.runs import database_up_since, runs_sweep
 
     try:

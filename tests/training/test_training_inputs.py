@@ -188,6 +188,7 @@ def test_a_finished_runs_outputs_are_registered_with_lineage(
 
 def test_with_artifacts_on_s3_the_worker_not_the_web_process_downloads_the_model(monkeypatch, base_version, tmp_path):
     from models_registry import storage
+    from training import runner
     from training.services import run_inputs
 
     downloads = []
@@ -195,6 +196,6 @@ def test_with_artifacts_on_s3_the_worker_not_the_web_process_downloads_the_model
     monkeypatch.setattr(storage, "materialize", lambda rel: downloads.append(rel) or tmp_path / "cache" / rel)
     named = run_inputs.version_folder(base_version)
     assert named == f"registry:{base_version.artifact_path}" and downloads == []  # the web process: a name only
-    config = run_inputs.materialize_config({"model_path": named, "k": 2, "note": "plain"})
+    config = runner.materialize_config({"model_path": named, "k": 2, "note": "plain"})
     assert config == {"model_path": str(tmp_path / "cache" / base_version.artifact_path), "k": 2, "note": "plain"}
     assert downloads == [base_version.artifact_path]

@@ -21,20 +21,12 @@ from pathlib import Path
 
 from training.ml.configs import ConfigError, config_for
 from training.ml.events import EventWriter
+from training.ml.kinds import ML_KINDS
 
-KINDS = ("generate", "sft", "reward_model", "rlhf", "dpo", "cai_revise", "ai_feedback", "evaluate")
+KINDS = tuple(ML_KINDS)
 # kind -> module with ``run(config, out_dir, events) -> dict``; a kind whose module is not there yet
 # is refused with exit 2.
-RUN_MODULES = {
-    "generate": "training.ml.generation",
-    "sft": "training.ml.sft",
-    "reward_model": "training.ml.reward_model",
-    "dpo": "training.ml.dpo",
-    "rlhf": "training.ml.rlhf",
-    "evaluate": "training.ml.evaluate",
-    "cai_revise": "training.ml.cai_revise",
-    "ai_feedback": "training.ml.ai_feedback",
-}
+RUN_MODULES = {kind: ml.run_module for kind, ml in ML_KINDS.items()}
 IMPLEMENTED = {kind: module for kind, module in RUN_MODULES.items() if importlib.util.find_spec(module) is not None}
 # Config fields holding file paths: a relative one is read relative to the config file's folder.
 RELATIVE_TO_CONFIG = (

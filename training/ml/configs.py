@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any, ClassVar
 
+from training.ml.kinds import CONFIGS_MODULE, ML_KINDS
+
 
 class ConfigError(ValueError):
     def __init__(self, field_name: str, message: str):
@@ -242,16 +244,8 @@ def _check_device_dtype(device: str, dtype: str, *, dtypes: tuple[str, ...] = DT
 
 
 CONFIGS: dict[str, type[BaseConfig]] = {GenerateConfig.KIND: GenerateConfig}
-# Each kind's config class lives in its own light module (no torch) and is registered here.
-KIND_CONFIG_MODULES = {
-    "sft": "training.ml.sft_config",
-    "reward_model": "training.ml.reward_model_config",
-    "dpo": "training.ml.dpo_config",
-    "rlhf": "training.ml.rlhf_config",
-    "evaluate": "training.ml.evaluate_config",
-    "cai_revise": "training.ml.cai_revise_config",
-    "ai_feedback": "training.ml.ai_feedback_config",
-}
+# Each other kind's config class lives in its own light module (no torch), named in ML_KINDS.
+KIND_CONFIG_MODULES = {kind: ml.config_module for kind, ml in ML_KINDS.items() if ml.config_module != CONFIGS_MODULE}
 
 
 def _register_kind_configs() -> None:

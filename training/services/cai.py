@@ -17,31 +17,26 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from django.db import transaction
 
-from config.exceptions import ServiceError
 from labeling.models import Comparison, Constitution, LabelSource, Project, Ranking, Split
 from labeling.services.ai_labels import ai_rankings_record
 from labeling.services.comparisons import storable
 from labeling.splits import stable_split
+from training.ml.configs import ConfigError, config_for
 from training.models import LIVE_STATES, CritiqueRevision, RunKind, RunState, TrainingRun
+from training.services import run_inputs, runs
+from training.services.lookups import input_error, run_folder
 
 logger = logging.getLogger(__name__)
 
 MAX_PROMPTS = 50_000
 CAI_EVAL_FRACTION = 0.1
-# Config fields these kinds always get from the platform (the run's own copy of prompts/comparisons).
-ALWAYS_FILLED = {"cai_revise": ("prompts_file",), "ai_feedback": ("comparisons_file",)}
-KNOWN = {
-    "cai_revise": ("base_version", "constitution", "dataset", "template", "split", "limit", "then_sft"),
-    "ai_feedback": ("base_version", "constitution", "split", "limit"),
-}
 
 
-def _error(key: str, message: str) -> ServiceError:
-    return ServiceError(f"{key}: {message}", errors={key: [message]})
+_error = input_error
 
 
 def _split(inputs: dict, default: str | None) -> str | None:
@@ -71,15 +66,15 @@ def constitution_input(resolved, inputs: dict, project: Project | None) -> Const
     return constitution
 
 
-def revise_prompts(resolved, inputs: dict, project: Project, *, rows_of, render) -> None:
+def revise_prompts(resolved, inputs: dict, project: Project) -> None:
     """``prompts.jsonl``: dataset rows rendered by the template, or the project's comparison prompts."""
     limit = min(inputs.get("limit") or MAX_PROMPTS, MAX_PROMPTS)
     prompts = []
     if inputs.get("dataset") is not None:
         split = _split(inputs, Split.TRAIN)
-        dataset, template, rows = rows_of(inputs, split)
+        dataset, template, rows = run_inputs.dataset_rows(inputs, project, split)
         for row in rows.iterator(chunk_size=2000):  # rows are cut at inputs.limit already
-            prompts.append({"prompt_id": row.pk, "prompt": render(template, row, "inputs.template")})
+            prompts.append({"prompt_id": row.pk, "prompt": run_inputs.render(template, row, "inputs.template")})
         resolved.inputs.update(dataset=dataset.pk, template=template.pk, split=split)
     else:
         if inputs.get("template") is not None:
@@ -103,10 +98,8 @@ def revise_prompts(resolved, inputs: dict, project: Project, *, rows_of, render)
     resolved.inputs["prompts"] = len(prompts)
 
 
-def then_sft_input(resolved, inputs: dict, output_model_name) -> None:
+def then_sft_input(resolved, inputs: dict) -> None:
     """Check the chained SFT's config now (a 400 today, not a failed run after the revisions)."""
-    from training.ml.configs import ConfigError, config_for
-
     chain = inputs.get("then_sft")
     if chain is None:
         return
@@ -125,7 +118,7 @@ def then_sft_input(resolved, inputs: dict, output_model_name) -> None:
         config_for(RunKind.SFT, {**config, "model_path": "-", "train_file": "-"})
     except ConfigError as exc:
         raise _error(f"inputs.then_sft.config.{exc.field}", exc.message) from None
-    name = output_model_name(RunKind.SFT, {"output_model": chain.get("output_model")}, None)
+    name = run_inputs.output_model_name(RunKind.SFT, {"output_model": chain.get("output_model")}, None)
     resolved.inputs["then_sft"] = {"config": config, "output_model": name}
 
 
@@ -157,8 +150,6 @@ def from_cai_run(resolved, inputs: dict, project: Project | None, *, kind: str) 
     """A run's ``train.jsonl``/``eval.jsonl`` from a cai_revise run: ``sft`` learns the revisions
     (``sft.jsonl``), ``reward_model`` and ``dpo`` prefer each revision over its first answer
     (``pairs.jsonl``). A stable 10% of the prompts is the eval split."""
-    from training.services.runs import run_folder
-
     run_id = inputs.get("cai_run")
     run = TrainingRun.objects.filter(pk=run_id, kind=RunKind.CAI_REVISE).first() if isinstance(run_id, int) else None
     if run is None or (project is not None and run.project_id != project.pk):
@@ -187,6 +178,45 @@ def from_cai_run(resolved, inputs: dict, project: Project | None, *, kind: str) 
         constitution_id=run.inputs.get("constitution_id"),
         rows={k.removesuffix(".jsonl"): len(v) for k, v in files.items()},
     )
+
+
+# -- each kind's resolver (``KindSpec.resolve`` in training.kinds) --------------------------------
+
+
+def _no_principles(config: dict) -> None:
+    if config.get("principles") is not None:
+        raise _error("config.principles", "set from the project's constitution (inputs.constitution)")
+
+
+def revise(resolved, inputs: dict, config: dict, project: Project | None, base) -> None:
+    """cai_revise: the constitution, the prompts to revise, and the chained SFT if asked for."""
+    _no_principles(config)
+    constitution_input(resolved, inputs, project)
+    revise_prompts(resolved, inputs, project)
+    then_sft_input(resolved, inputs)
+
+
+def feedback(resolved, inputs: dict, config: dict, project: Project | None, base) -> None:
+    """ai_feedback: the constitution and the comparisons to label."""
+    _no_principles(config)
+    constitution_input(resolved, inputs, project)
+    feedback_comparisons(resolved, inputs, project)
+
+
+def cai_run_or(resolver):
+    """A kind's resolver that takes ``inputs.cai_run`` (a cai_revise run's revisions or pairs) instead
+    of its own training data (``dataset`` or ``snapshot``, whichever the kind names)."""
+
+    def resolve(resolved, inputs: dict, config: dict, project: Project | None, base) -> None:
+        if inputs.get("cai_run") is None:
+            return resolver(resolved, inputs, config, project, base)
+        kind = resolved.kind
+        other = "dataset" if kind == RunKind.SFT else "snapshot"
+        if inputs.get(other) is not None:
+            raise _error("inputs.cai_run", f"give a {other} or a cai_run, not both")
+        from_cai_run(resolved, inputs, project, kind=kind)
+
+    return resolve
 
 
 # -- results --------------------------------------------------------------------------------------
@@ -258,8 +288,6 @@ def chain_sft(*, run: TrainingRun) -> int | None:
     it, under the parent's row lock: a resumed parent that finishes again (or a second supervisor)
     finds it there and queues nothing.
     """
-    from training.services.run_inputs import run_start
-
     chain = run.inputs.get("then_sft")
     if not chain:
         return None
@@ -267,7 +295,7 @@ def chain_sft(*, run: TrainingRun) -> int | None:
         parent = TrainingRun.objects.select_for_update().get(pk=run.pk)
         if parent.outputs.get("sft_run") is not None:
             return parent.outputs["sft_run"]
-        sft = run_start(
+        sft = runs.run_start(
             kind=RunKind.SFT,
             config=dict(chain.get("config") or {}),
             inputs={
@@ -285,15 +313,14 @@ def chain_sft(*, run: TrainingRun) -> int | None:
 
 @dataclass
 class CaiResults:
-    """The runner's handler for constitutional-AI runs (see ``training.runner.HANDLERS``)."""
+    """The runner's handler for constitutional-AI runs (``KindSpec.handler`` in ``training.kinds``)."""
 
     run: TrainingRun
     folder: Path
-    KINDS: ClassVar[tuple[str, ...]] = (RunKind.CAI_REVISE, RunKind.AI_FEEDBACK)
 
     @classmethod
-    def for_run(cls, run: TrainingRun, folder: Path) -> "CaiResults | None":
-        return cls(run=run, folder=folder) if run.kind in cls.KINDS else None
+    def for_run(cls, run: TrainingRun, folder: Path) -> "CaiResults":
+        return cls(run=run, folder=folder)
 
     def on_artifact(self, event: dict) -> int:
         return 0

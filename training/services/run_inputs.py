@@ -7,7 +7,9 @@ it belongs to the run's project, it is the right kind of model), fills the confi
 run's folder (rendered prompts). A config that sets one of those fields itself while the matching
 input is given is refused: one source of truth. Errors name the field: ``inputs.snapshot``, ...
 
-Inputs by kind (``base_version`` everywhere; ``output_model`` names the registered result):
+Which inputs a kind takes and which resolver below (or in ``training.services.cai``) reads them is
+the kind's spec in ``training.kinds``. Inputs by kind (``base_version`` everywhere; ``output_model``
+names the registered result):
 
 - ``sft``: ``dataset``, ``target_field`` (the column the model learns to write), ``template``
   (default: the project's) -> ``train.jsonl``/``eval.jsonl`` of ``{prompt, completion}``.
@@ -32,16 +34,15 @@ from labeling.models import Dataset, PreferenceSnapshot, Project, PromptRow, Pro
 from labeling.services.snapshots import snapshot_file
 from models_registry import selectors as registry_selectors
 from models_registry import storage
-from models_registry.models import ArtifactFormat, ModelVersion, Task
+from models_registry.models import NAME_RE, ArtifactFormat, ModelVersion, Task
 from training.ml.configs import available_configs, worker_path_fields
-from training.services import cai
+from training.services.lookups import input_error as _error
 
 MAX_ROWS = 200_000
 # Config fields that name files or folders on the workers, of every kind, read off the config classes
 # (``training.ml.configs.worker_path``): only platform admins may set them by hand (the API checks);
 # everyone else names registry versions, snapshots and datasets in ``inputs`` and the platform fills them.
 WORKER_PATH_FIELDS = tuple(sorted(frozenset().union(*map(worker_path_fields, available_configs().values()))))
-KINDS = ("sft", "reward_model", "dpo", "rlhf", "evaluate", "cai_revise", "ai_feedback")
 # The config fields each input fills; a config may not set them itself when the input is given.
 FILLS = {
     "base_version": ("model_path", "gguf_file"),
@@ -52,28 +53,6 @@ FILLS = {
     "cai_run": ("train_file", "eval_file"),
     "constitution": ("principles",),
 }
-KNOWN = {
-    "sft": ("base_version", "dataset", "template", "target_field", "cai_run", "limit", "output_model"),
-    "reward_model": ("base_version", "snapshot", "cai_run", "output_model"),
-    "dpo": ("base_version", "snapshot", "cai_run", "output_model"),
-    "rlhf": ("base_version", "dataset", "template", "reward_version", "limit", "output_model"),
-    "evaluate": (
-        "base_version",
-        "dataset",
-        "split",
-        "reference_field",
-        "templates",
-        "reward_version",
-        "kl_base_version",
-        "limit",
-    ),
-    **cai.KNOWN,
-}
-OUTPUT_TASK = {"sft": Task.CAUSAL_LM, "dpo": Task.CAUSAL_LM, "rlhf": Task.CAUSAL_LM, "reward_model": Task.REWARD_MODEL}
-
-
-def _error(key: str, message: str) -> ServiceError:
-    return ServiceError(f"{key}: {message}", errors={key: [message]})
 
 
 @dataclass(frozen=True)
@@ -86,6 +65,7 @@ class Reader:
 
 @dataclass
 class Resolved:
+    kind: str = ""
     config: dict[str, Any] = field(default_factory=dict)  # fields the platform fills
     files: dict[str, list[dict]] = field(default_factory=dict)  # run-folder file name -> JSONL rows
     inputs: dict[str, Any] = field(default_factory=dict)  # what the run records (ids, names, counts)
@@ -126,20 +106,11 @@ REGISTRY_PREFIX = "registry:"
 
 def version_folder(version: ModelVersion) -> str:
     """The version's folder as the run's config names it. With artifacts on S3 the worker downloads
-    it when the run starts (``registry:<path>``, see ``materialize_config``), never the web process."""
+    it when the run starts (``registry:<path>``, see ``training.runner.materialize_config``), never the
+    web process."""
     if storage.on_s3():
         return f"{REGISTRY_PREFIX}{version.artifact_path}"
     return str(storage.local_path(version.artifact_path))
-
-
-def materialize_config(config: dict) -> dict:
-    """The config with every ``registry:<path>`` value replaced by a local folder (the worker side)."""
-    return {
-        key: str(storage.materialize(value.removeprefix(REGISTRY_PREFIX)))
-        if isinstance(value, str) and value.startswith(REGISTRY_PREFIX)
-        else value
-        for key, value in config.items()
-    }
 
 
 def _version(
@@ -169,8 +140,7 @@ def _version(
     return version
 
 
-def _base_model(resolved: Resolved, inputs: dict, *, kind: str, adapter_ok: bool = False) -> ModelVersion | None:
-    tasks = (Task.CAUSAL_LM,) if kind != "reward_model" else (Task.CAUSAL_LM, Task.CLASSIFIER, Task.REWARD_MODEL)
+def _base_model(resolved: Resolved, inputs: dict, *, tasks: tuple[str, ...], adapter_ok: bool) -> ModelVersion | None:
     version = _version(inputs, "base_version", tasks=tasks, reader=resolved.reader)
     if version is None:
         return None
@@ -235,7 +205,7 @@ def _template(inputs: dict, project: Project | None, name: str = "template") -> 
     return template
 
 
-def _render(template: PromptTemplate, row: PromptRow, key: str) -> str:
+def render(template: PromptTemplate, row: PromptRow, key: str) -> str:
     try:
         return templating.render_prompt(
             text=template.text,
@@ -256,8 +226,8 @@ def _rows(dataset: Dataset, inputs: dict, *, splits: tuple[str, ...] | None = No
     return rows[: min(limit or MAX_ROWS, MAX_ROWS)]
 
 
-def _dataset_rows(inputs: dict, project: Project | None, split: str):
-    """(dataset, template, its rows of ``split``) for kinds that render one prompt per row."""
+def dataset_rows(inputs: dict, project: Project | None, split: str):
+    """(dataset, template, its rows of ``split``) for kinds that render one prompt per row (cai_revise)."""
     dataset = _dataset(inputs, project)
     return dataset, _template(inputs, project), _rows(dataset, inputs, splits=(split,))
 
@@ -275,7 +245,7 @@ def _sft(resolved: Resolved, inputs: dict, project: Project | None) -> None:
     target = _str_input(inputs, "target_field", required=True)
     by_split: dict[str, list[dict]] = {"train.jsonl": [], "eval.jsonl": []}
     for row in _rows(dataset, inputs, splits=(Split.TRAIN, Split.EVAL)).iterator(chunk_size=2000):
-        prompt = _render(template, row, "inputs.template")
+        prompt = render(template, row, "inputs.template")
         completion = _field_text(row, target, "inputs.target_field")
         name = "train.jsonl" if row.split == Split.TRAIN else "eval.jsonl"
         by_split[name].append({"prompt": prompt, "completion": " " + completion.strip(), "row_index": row.index})
@@ -296,7 +266,7 @@ def _prompt_files(resolved: Resolved, inputs: dict, project: Project | None) -> 
     files: dict[str, list[dict]] = {"train.jsonl": [], "eval.jsonl": []}
     for row in _rows(dataset, inputs, splits=(Split.TRAIN, Split.EVAL)).iterator(chunk_size=2000):
         name = "train.jsonl" if row.split == Split.TRAIN else "eval.jsonl"
-        files[name].append({"prompt_id": row.pk, "prompt": _render(template, row, "inputs.template")})
+        files[name].append({"prompt_id": row.pk, "prompt": render(template, row, "inputs.template")})
     if not files["train.jsonl"]:
         raise _error("inputs.dataset", f"dataset {dataset.name!r} has no train rows")
     resolved.add_train_eval(files)
@@ -330,7 +300,7 @@ def _evaluate(resolved: Resolved, inputs: dict, project: Project | None, evaluat
         raise _error("inputs.templates", "two templates have the same name; variants are named after templates")
     rows = []
     for row in _rows(dataset, inputs, splits=(split,)).iterator(chunk_size=2000):
-        prompts = {name: _render(t, row, "inputs.templates") for name, t in zip(names, templates, strict=True)}
+        prompts = {name: render(t, row, "inputs.templates") for name, t in zip(names, templates, strict=True)}
         rows.append(
             {"id": row.index, "reference": _field_text(row, reference, "inputs.reference_field"), "prompts": prompts}
         )
@@ -359,17 +329,41 @@ def _evaluate(resolved: Resolved, inputs: dict, project: Project | None, evaluat
     )
 
 
-def resolve_inputs(*, kind: str, inputs: dict, config: dict, project: Project | None, requester=None) -> Resolved:
-    """The config fields and files a run of ``kind`` needs from its ``inputs``; 400s name the field.
+# -- each kind's resolver (``KindSpec.resolve`` in training.kinds): fills ``resolved`` from the inputs --
+
+
+def sft_files(resolved: Resolved, inputs: dict, config: dict, project: Project | None, base) -> None:
+    _sft(resolved, inputs, project)
+
+
+def snapshot_pairs(resolved: Resolved, inputs: dict, config: dict, project: Project | None, base) -> None:
+    _snapshot(resolved, inputs, project)
+
+
+def rlhf_prompts(resolved: Resolved, inputs: dict, config: dict, project: Project | None, base) -> None:
+    _prompt_files(resolved, inputs, project)
+    _reward(resolved, inputs, required="reward_function" not in config)
+
+
+def evaluation_rows(resolved: Resolved, inputs: dict, config: dict, project: Project | None, base) -> None:
+    _evaluate(resolved, inputs, project, base)
+    _reward(resolved, inputs, required=False)
+
+
+def resolve_inputs(*, spec, inputs: dict, config: dict, project: Project | None, requester=None) -> Resolved:
+    """The config fields and files a run of ``spec``'s kind (a ``training.kinds.KindSpec``) needs from
+    its ``inputs``; 400s name the field.
 
     ``requester`` starts the run: registry versions are those it may use in ``project`` (without
     one, shared versions only)."""
-    resolved = Resolved(reader=Reader(user=requester, project_id=project.pk if project is not None else None))
-    if kind not in KNOWN:
+    reader = Reader(user=requester, project_id=project.pk if project is not None else None)
+    resolved = Resolved(kind=spec.kind, reader=reader)
+    if spec.resolve is None:  # no inputs (generate): its service fills the config itself
         return resolved
-    unknown = sorted(set(inputs) - set(KNOWN[kind]))
+    kind, known = spec.kind, spec.inputs
+    unknown = sorted(set(inputs) - set(known))
     if unknown:
-        raise _error(f"inputs.{unknown[0]}", f"unknown input for {kind}; known: {', '.join(KNOWN[kind])}")
+        raise _error(f"inputs.{unknown[0]}", f"unknown input for {kind}; known: {', '.join(known)}")
     for name, fields in FILLS.items():
         if inputs.get(name) is not None:
             clash = [f for f in fields if config.get(f) is not None]
@@ -377,34 +371,9 @@ def resolve_inputs(*, kind: str, inputs: dict, config: dict, project: Project | 
                 raise _error(f"config.{clash[0]}", f"set by inputs.{name}; give one or the other")
     if inputs.get("base_version") is None and not config.get("model_path"):
         raise _error("inputs.base_version", "required: the registered model version to start from")
-    base = _base_model(resolved, inputs, kind=kind, adapter_ok=kind == "evaluate")
-    if inputs.get("cai_run") is not None:
-        other = "dataset" if kind == "sft" else "snapshot"
-        if inputs.get(other) is not None:
-            raise _error("inputs.cai_run", f"give a {other} or a cai_run, not both")
-        cai.from_cai_run(resolved, inputs, project, kind=kind)
-    elif kind == "sft":
-        _sft(resolved, inputs, project)
-    elif kind in ("reward_model", "dpo"):
-        _snapshot(resolved, inputs, project)
-    elif kind == "rlhf":
-        _prompt_files(resolved, inputs, project)
-        _reward(resolved, inputs, required="reward_function" not in config)
-    elif kind == "evaluate":
-        _evaluate(resolved, inputs, project, base)
-        _reward(resolved, inputs, required=False)
-    elif kind in cai.KNOWN and config.get("principles") is not None:
-        raise _error("config.principles", "set from the project's constitution (inputs.constitution)")
-    elif kind == "cai_revise":
-        cai.constitution_input(resolved, inputs, project)
-        cai.revise_prompts(
-            resolved, inputs, project, rows_of=lambda i, split: _dataset_rows(i, project, split), render=_render
-        )
-        cai.then_sft_input(resolved, inputs, output_model_name)
-    elif kind == "ai_feedback":
-        cai.constitution_input(resolved, inputs, project)
-        cai.feedback_comparisons(resolved, inputs, project)
-    if kind in OUTPUT_TASK:
+    base = _base_model(resolved, inputs, tasks=spec.base_tasks, adapter_ok=spec.base_adapter_ok)
+    spec.resolve(resolved, inputs, config, project, base)
+    if spec.output_task is not None:
         resolved.inputs["output_model"] = output_model_name(kind, inputs, base)
         _output_model_in_scope(resolved.inputs["output_model"], project, "inputs.output_model")
     if isinstance(resolved.inputs.get("then_sft"), dict):
@@ -427,8 +396,6 @@ def _output_model_in_scope(name: str, project: Project | None, key: str) -> None
 
 
 def output_model_name(kind: str, inputs: dict, base: ModelVersion | None) -> str:
-    from models_registry.models import NAME_RE
-
     name = _str_input(inputs, "output_model")
     if name is None:
         stem = base.model.name if base is not None else "model"
@@ -436,32 +403,3 @@ def output_model_name(kind: str, inputs: dict, base: ModelVersion | None) -> str
     if not re.fullmatch(NAME_RE, name):
         raise _error("inputs.output_model", f"{name!r}: use 1-100 letters, digits, '.', '_' or '-'")
     return name
-
-
-def run_start(*, kind: str, config: dict, inputs: dict, project: Project | None, created_by):
-    """A queued run of any kind from the API: inputs resolved, files written, config validated."""
-    import json
-
-    from training.ml.configs import available_configs
-    from training.services import runs
-
-    if kind not in available_configs():
-        runs.run_validate_config(kind=kind, config=config)  # the 400 says which kinds are available
-    resolved = resolve_inputs(kind=kind, inputs=inputs, config=config, project=project, requester=created_by)
-    if not resolved.config and not resolved.files:
-        return runs.run_create(kind=kind, config=config, inputs=inputs, project=project, created_by=created_by)
-
-    def write_files(run, folder) -> None:
-        for name, rows in resolved.files.items():
-            with open(folder / name, "w", encoding="utf-8") as handle:
-                for row in rows:
-                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-    return runs.run_create(
-        kind=kind,
-        config={**config, **resolved.config},
-        inputs={**inputs, **resolved.inputs},
-        project=project,
-        created_by=created_by,
-        prepare=write_files if resolved.files else None,
-    )

@@ -19,7 +19,7 @@ platform-level run: unscoped, platform admins read it).
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from django.db import transaction
 
@@ -29,7 +29,6 @@ from training.models import TrainingRun
 
 logger = logging.getLogger(__name__)
 
-REGISTERING_KINDS = ("sft", "reward_model", "dpo", "rlhf")
 ROLE_ORDER = {"adapter": 0, "full": 1, "merged": 2}
 MAX_EVALUATIONS_KEPT = 20
 
@@ -41,16 +40,16 @@ def _summary(metrics: dict) -> dict:
 
 @dataclass
 class OutputsRegistrar:
+    """The runner's handler for the kinds that register models and for ``evaluate`` (``KindSpec.handler``
+    in ``training.kinds``)."""
+
     run: TrainingRun
     folder: Path
     registered: list[dict] = field(default_factory=list)
-    KINDS: ClassVar[tuple[str, ...]] = (*REGISTERING_KINDS, "evaluate")
 
     @classmethod
-    def for_run(cls, run: TrainingRun, folder: Path) -> "OutputsRegistrar | None":
-        if run.kind in cls.KINDS:
-            return cls(run=run, folder=folder)
-        return None
+    def for_run(cls, run: TrainingRun, folder: Path) -> "OutputsRegistrar":
+        return cls(run=run, folder=folder)
 
     def on_artifact(self, event: dict) -> int:
         return 0

@@ -1,4 +1,5 @@
-"""Training runs: create, the one state-changing function, the event log, cancel, the sweep.
+"""Training runs: start (``run_start``: any kind, its inputs resolved by its spec in ``training.kinds``)
+and create, the one state-changing function, the event log, cancel, the sweep.
 
 States (DESIGN.md, Jobs and workers)::
 
@@ -19,6 +20,7 @@ write from an older attempt raises ``StaleAttempt`` and changes nothing, so a su
 only paused or cut off learns that the run is no longer its own and stops.
 """
 
+import json
 import logging
 import math
 import shutil
@@ -27,7 +29,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -35,6 +36,9 @@ from config.exceptions import Conflict, ServiceError
 from training import tasks
 from training.ml.configs import ConfigError, available_configs, config_for
 from training.models import LIVE_STATES, TERMINAL_STATES, RunEvent, RunEventType, RunKind, RunState, TrainingRun
+from training.services.lookups import RUNS_DIR as RUNS_DIR  # re-exported (the runner names runs.RUNS_DIR)
+from training.services.lookups import run_folder
+from training.services.run_inputs import resolve_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +52,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.FAILED: frozenset(),
     S.CANCELLED: frozenset(),
 }
-# Every kind loads a model: they all go to the GPU workers (one process per GPU, prefetch 1).
-QUEUE_FOR_KIND: dict[str, str] = {kind.value: tasks.QUEUE_GPU for kind in RunKind}
-RUNS_DIR = "runs"
 MAX_ERROR_CHARS = 10_000
 
 
@@ -71,9 +72,19 @@ def _fence(run: TrainingRun, attempt: int | None) -> None:
         raise StaleAttempt(run.pk, attempt, run.attempt)
 
 
-def run_folder(run_id: int) -> Path:
-    """``ARTIFACT_ROOT/runs/<id>/``: run.json, the run's inputs and everything it writes."""
-    return Path(settings.ARTIFACT_ROOT) / RUNS_DIR / str(run_id)
+def _spec(kind: str):
+    """The kind's spec. The one function-local import of training.services (documented in
+    tests/training/test_service_imports.py): the registry names the handlers, and a handler starts
+    runs (cai_revise's chained SFT, through ``run_start``), so this module cannot import the registry
+    at load time."""
+    from training.kinds import kind_spec
+
+    return kind_spec(kind)
+
+
+def _queue(kind: str) -> str:
+    spec = _spec(kind)
+    return spec.queue if spec is not None else tasks.QUEUE_GPU
 
 
 def _append(run: TrainingRun, events: Iterable[tuple[str, dict]]) -> list[RunEvent]:
@@ -209,9 +220,35 @@ def run_create(
             _set_aside_leftovers(folder)
             folder.mkdir(parents=True)
             prepare(run, folder)
-        run_id, queue = run.pk, QUEUE_FOR_KIND[kind]
+        run_id, queue = run.pk, _queue(kind)
         transaction.on_commit(lambda: tasks.enqueue_run(run_id, queue=queue))
     return run
+
+
+def run_start(*, kind: str, config: dict, inputs: dict, project=None, created_by) -> TrainingRun:
+    """A queued run of any kind from the API (or a handler that chains one): its inputs resolved by the
+    kind's spec, their files written into the run's folder, its config validated."""
+    spec = _spec(kind)
+    if spec is None or spec.config_class is None:
+        run_validate_config(kind=kind, config=config)  # the 400 says which kinds are available
+    resolved = resolve_inputs(spec=spec, inputs=inputs, config=config, project=project, requester=created_by)
+    if not resolved.config and not resolved.files:
+        return run_create(kind=kind, config=config, inputs=inputs, project=project, created_by=created_by)
+
+    def write_files(run: TrainingRun, folder: Path) -> None:
+        for name, rows in resolved.files.items():
+            with open(folder / name, "w", encoding="utf-8") as handle:
+                for row in rows:
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    return run_create(
+        kind=kind,
+        config={**config, **resolved.config},
+        inputs={**inputs, **resolved.inputs},
+        project=project,
+        created_by=created_by,
+        prepare=write_files if resolved.files else None,
+    )
 
 
 @transaction.atomic
@@ -328,7 +365,7 @@ def _resume(run_id: int, *, attempt: int, stale_after: timedelta, reason: str) -
         run.enqueue_count += 1
         run.pid = None
         run.save(update_fields=["attempt", "enqueued_at", "enqueue_count", "pid"])
-        queue = QUEUE_FOR_KIND.get(run.kind, tasks.QUEUE_GPU)
+        queue = _queue(run.kind)
         transaction.on_commit(lambda: tasks.enqueue_run(run_id, queue=queue))
     return run
 
@@ -405,7 +442,7 @@ def runs_sweep(
                 ],
             )
             run.save(update_fields=["enqueued_at", "enqueue_count", "last_seq"])
-            run_id, queue = run.pk, QUEUE_FOR_KIND.get(run.kind, tasks.QUEUE_GPU)
+            run_id, queue = run.pk, _queue(run.kind)
             transaction.on_commit(lambda run_id=run_id, queue=queue: tasks.enqueue_run(run_id, queue=queue))
         requeued += 1
     return {"failed": failed, "resumed": resumed, "requeued": requeued}
