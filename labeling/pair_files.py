@@ -7,13 +7,23 @@ a ``.jsonl`` file (one JSON object per line, the keys in :data:`COLUMNS` order, 
 empty or not; ``test`` only when it has pairs. A row is a tuple of the column values in
 :data:`COLUMNS` order.
 
+With ``hf_dataset=True`` the same rows also make a Hugging Face ``datasets`` DatasetDict folder,
+``hf/`` (what ``DatasetDict.save_to_disk`` writes, read back by ``datasets.load_from_disk``):
+``hf/dataset_dict.json`` and per split ``hf/<split>/`` with ``data-00000-of-00001.arrow`` (an Arrow IPC
+stream whose schema carries the ``huggingface`` metadata, in record batches of :data:`HF_BATCH_ROWS`
+rows), ``state.json`` and ``dataset_info.json``. Written with pyarrow alone: ``datasets`` is not
+imported here.
+
 :class:`PairFileWriter` keeps at most one row group per split in memory, whatever the number of
 pairs: JSON lines are appended to the JSONL file (hashed as it is written) every few thousand rows,
-and rows wait per split until they fill a Parquet row group.
+and rows wait per split until they fill a Parquet row group. The Arrow stream is fed the same row
+groups in the background thread (the rows after its last record batch, under two batches, wait
+for the next group).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -26,25 +36,11 @@ from json.encoder import encode_basestring
 from operator import itemgetter
 from pathlib import Path
 
+from contracts.pairs import COLUMNS  # row columns, in file order (training/ml reads them too)
+
 SPLITS = ("train", "eval", "test")
 ALWAYS_WRITTEN = ("train", "eval")  # ``test`` only when it has pairs
 
-# Row columns, in file order. ``prompt``/``chosen``/``rejected``/``margin`` are what TRL reads.
-COLUMNS = (
-    "prompt",
-    "chosen",
-    "rejected",
-    "margin",
-    "weight",
-    "comparison_id",
-    "labeler_id",
-    "source",
-    "criterion",
-    "split",
-    "agreement",
-    "chosen_completion_id",
-    "rejected_completion_id",
-)
 SPLIT_COLUMN = COLUMNS.index("split")
 ROW_GROUP_ROWS = 65_536
 JSONL_CHUNK_LINES = 4_096
@@ -55,6 +51,14 @@ _finite = math.isfinite
 _FLOAT_JSON: dict[float, str] = {}  # repr() of recent margins, weights, agreements (few distinct values)
 FLOAT_CACHE_SIZE = 4096
 _SHORT = {text: encode_basestring(text) for text in ("human", "ai", "imported", "mixed", *SPLITS)}
+
+# The Hugging Face dataset folder (datasets 5.x ``save_to_disk``; see the module docstring)
+HF_FOLDER = "hf"
+HF_DATA_FILE = "data-00000-of-00001.arrow"  # one shard, whatever the size (load_from_disk memory-maps it)
+HF_BATCH_ROWS = 1000  # datasets' DEFAULT_MAX_BATCH_SIZE: save_to_disk writes batches of this many rows
+_TAIL_LEAD = 8  # see _DatasetStream.write
+HF_FINGERPRINT_CHARS = 16  # datasets' fingerprints are 64-bit hex; ours is the Arrow file's sha256, cut
+_HF_DTYPES = {"string": "string", "double": "float64", "int64": "int64"}  # Arrow type -> datasets Value dtype
 
 
 def arrow_schema():
@@ -77,6 +81,36 @@ def arrow_schema():
             ("rejected_completion_id", pa.int64()),
         ]
     )
+
+
+def hf_features() -> dict[str, dict]:
+    """The columns as ``datasets`` Features (``Features.to_dict()``: ``{"dtype": ..., "_type": "Value"}``)."""
+    return {field.name: {"dtype": _HF_DTYPES[str(field.type)], "_type": "Value"} for field in arrow_schema()}
+
+
+def hf_arrow_schema():
+    """:func:`arrow_schema` with the metadata ``datasets``' ArrowWriter puts on the files save_to_disk writes."""
+    return arrow_schema().with_metadata({"huggingface": json.dumps({"info": {"features": hf_features()}})})
+
+
+def hf_state_json(split: str, fingerprint: str) -> str:
+    """A split folder's ``state.json``, as ``Dataset.save_to_disk`` writes it (sorted keys, no final newline)."""
+    state = {
+        "_data_files": [{"filename": HF_DATA_FILE}],
+        "_fingerprint": fingerprint,
+        "_format_columns": None,
+        "_format_kwargs": {},
+        "_format_type": None,
+        "_output_all_columns": False,
+        "_split": split,
+    }
+    return json.dumps(state, indent=2, sort_keys=True)
+
+
+def hf_dataset_info_json() -> str:
+    """A split folder's ``dataset_info.json`` (``asdict(DatasetInfo(features=...))``, top-level keys sorted)."""
+    info = {"citation": "", "description": "", "features": hf_features(), "homepage": "", "license": ""}
+    return json.dumps(info, indent=2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,11 +226,104 @@ class _Background:
             raise self._error
 
 
-class _SplitFiles:
-    """One split's JSONL and Parquet files. JSON lines are made as rows arrive and written every
-    :data:`JSONL_CHUNK_LINES` lines (hashed as they go); rows wait for a full Parquet row group."""
+class _HashingFile:
+    """A binary file that hashes what is written to it (pyarrow writes the Arrow stream through it)."""
 
-    def __init__(self, folder: Path, split: str, row_group_rows: int, background: _Background):
+    def __init__(self, path: Path):
+        self._file = open(path, "wb")  # noqa: SIM115 (closed in close())
+        self.sha256 = hashlib.sha256()
+        self.closed = False
+
+    def write(self, data) -> int:
+        self._file.write(data)
+        self.sha256.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+        self.closed = True
+
+
+class _DatasetStream:
+    """One split's ``hf/<split>/data-00000-of-00001.arrow``: the IPC stream ``datasets`` writes, in
+    record batches of :data:`HF_BATCH_ROWS` rows counted from the first row (all full but the last),
+    as save_to_disk writes them.
+
+    Rows cross row groups: the rows after the last batch written wait (``_tail``, a copy of under
+    two batches) and go in front of the next group, copied into one buffer with its first rows. A
+    batch is written only once a batch's worth of rows follows it in the same buffer: the IPC writer
+    pads a slice's buffers by what lies beyond it, so the file comes out as save_to_disk of the whole
+    split in memory writes it (byte for byte with one row group; over several, the same batches and
+    values, and a buffer's padding may differ where the rows beyond are short).
+    """
+
+    def __init__(self, path: Path):
+        import pyarrow as pa
+
+        self.path = path
+        self.rows = 0
+        self._file = _HashingFile(path)
+        self._writer = pa.ipc.new_stream(self._file, hf_arrow_schema())
+        self._tail = None  # a Table of fewer than 2 * HF_BATCH_ROWS rows
+
+    def write(self, table) -> None:
+        """Append a row group (run by the background thread)."""
+        import pyarrow as pa
+
+        batch = HF_BATCH_ROWS
+        self.rows += table.num_rows
+        if self._tail is not None:
+            tail, self._tail = self._tail, None
+            aligned = -tail.num_rows % batch  # the group's rows that complete the tail's last batch
+            if table.num_rows < aligned + batch:  # a small group: all in one buffer
+                table = pa.concat_tables([tail, table]).combine_chunks()
+            else:  # one buffer for the tail's batches and a batch beyond them, the group's own after
+                head = pa.concat_tables([tail, table.slice(0, aligned + batch)]).combine_chunks()
+                self._writer.write_table(head.slice(0, tail.num_rows + aligned), max_chunksize=batch)
+                table = table.slice(aligned)
+        ready = max(0, (table.num_rows - batch) // batch * batch)
+        if ready:
+            self._writer.write_table(table.slice(0, ready), max_chunksize=batch)
+            # The tail as a copy, so that the group's buffers go now. The copy starts 8 rows early (a
+            # byte of the validity bitmaps) to stay a slice at an offset, which the writer pads as before.
+            before = ready - _TAIL_LEAD
+            self._tail = table.slice(before).take(pa.array(range(table.num_rows - before))).slice(_TAIL_LEAD)
+        elif table.num_rows:
+            self._tail = table  # under two batches
+
+    def close(self) -> dict:
+        """Write the last batch, close, describe the file."""
+        if self._tail is not None:
+            self._writer.write_table(self._tail, max_chunksize=HF_BATCH_ROWS)
+            self._tail = None
+        self._writer.close()
+        self._file.close()
+        return {"rows": self.rows, "bytes": self.path.stat().st_size, "sha256": self._file.sha256.hexdigest()}
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):  # closing after an error: that first error is the one raised
+            self._writer.close()
+        self._file.close()
+
+
+def _write_described(path: Path, text: str) -> dict:
+    """Write a small metadata file; describe it like the others (it holds no rows: ``rows`` is None)."""
+    data = text.encode("utf-8")
+    path.write_bytes(data)
+    return {"rows": None, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+class _SplitFiles:
+    """One split's JSONL and Parquet files (and its Arrow file in ``hf/``). JSON lines are made as rows
+    arrive and written every :data:`JSONL_CHUNK_LINES` lines (hashed as they go); rows wait for a full
+    Parquet row group, which the Arrow stream gets too."""
+
+    def __init__(self, folder: Path, split: str, row_group_rows: int, background: _Background, hf_dataset: bool):
+        self.folder = folder
+        self.split = split
         self.jsonl_path = folder / f"{split}.jsonl"
         self.parquet_path = folder / f"{split}.parquet"
         self.row_group_rows = row_group_rows
@@ -208,6 +335,10 @@ class _SplitFiles:
         self._jsonl = open(self.jsonl_path, "wb")  # noqa: SIM115 (closed in close() or abort())
         self._jsonl_sha = hashlib.sha256()
         self._parquet = None
+        self._dataset = None
+        if hf_dataset:
+            (folder / HF_FOLDER / split).mkdir(parents=True, exist_ok=True)
+            self._dataset = _DatasetStream(folder / HF_FOLDER / split / HF_DATA_FILE)
 
     def add(self, rows: list[tuple]) -> None:
         cache = self._text_cache
@@ -249,24 +380,45 @@ class _SplitFiles:
         )
         if self._parquet is None:
             self._parquet = pq.ParquetWriter(self.parquet_path, schema)
-        self._background.submit(partial(self._parquet.write_table, table, row_group_size=len(rows)))
+        self._background.submit(partial(self._write_table, table))
         self.count += len(rows)
 
+    def _write_table(self, table) -> None:
+        self._parquet.write_table(table, row_group_size=table.num_rows)
+        if self._dataset is not None:
+            self._dataset.write(table)
+
     def close(self) -> dict[str, dict]:
-        """Close and describe both files (after ``flush`` and the background's ``finish``):
-        ``{file name: {rows, bytes, sha256}}``."""
+        """Close and describe the files (after ``flush`` and the background's ``finish``):
+        ``{file name: {rows, bytes, sha256}}``, names relative to the folder."""
         self._jsonl.close()
         if self._parquet is not None:
             self._parquet.close()
         else:
             _write_empty_parquet(self.parquet_path)
         jsonl = {"rows": self.count, "bytes": self.jsonl_path.stat().st_size, "sha256": self._jsonl_sha.hexdigest()}
-        return {self.jsonl_path.name: jsonl, self.parquet_path.name: _describe(self.parquet_path, self.count)}
+        described = {self.jsonl_path.name: jsonl, self.parquet_path.name: _describe(self.parquet_path, self.count)}
+        if self._dataset is not None:
+            data = self._dataset.close()
+            self._dataset = None
+            fingerprint = data["sha256"][:HF_FINGERPRINT_CHARS]
+            prefix = f"{HF_FOLDER}/{self.split}/"
+            folder = self.folder / HF_FOLDER / self.split
+            described[prefix + HF_DATA_FILE] = data
+            described[prefix + "dataset_info.json"] = _write_described(
+                folder / "dataset_info.json", hf_dataset_info_json()
+            )
+            described[prefix + "state.json"] = _write_described(
+                folder / "state.json", hf_state_json(self.split, fingerprint)
+            )
+        return described
 
     def abort(self) -> None:
         self._jsonl.close()
         if self._parquet is not None:
             self._parquet.close()
+        if self._dataset is not None:
+            self._dataset.abort()
 
 
 def _write_empty_parquet(path: Path) -> None:
@@ -284,12 +436,17 @@ class PairFileWriter:
     split order (the manifest's ``files``). ``test`` files exist only when ``test`` got rows. The
     bytes are written by one background thread (:class:`_Background`). Used as a context manager,
     an error stops the thread and closes the open files (the caller removes the folder).
+
+    ``hf_dataset=True`` adds the ``hf/`` DatasetDict folder of the same splits; its files are named
+    by their path under ``folder`` (``hf/train/state.json``; ``hf/dataset_dict.json`` last), the
+    metadata files with ``rows`` None.
     """
 
-    def __init__(self, folder: Path, *, row_group_rows: int | None = None):
+    def __init__(self, folder: Path, *, row_group_rows: int | None = None, hf_dataset: bool = False):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.row_group_rows = row_group_rows or ROW_GROUP_ROWS
+        self.hf_dataset = hf_dataset
         self._splits: dict[str, _SplitFiles] = {}
         self._background = _Background()
         self.closed = False
@@ -299,7 +456,9 @@ class PairFileWriter:
         if files is None:
             if split not in SPLITS:
                 raise ValueError(f"unknown split {split!r}")
-            files = self._splits[split] = _SplitFiles(self.folder, split, self.row_group_rows, self._background)
+            files = self._splits[split] = _SplitFiles(
+                self.folder, split, self.row_group_rows, self._background, self.hf_dataset
+            )
         return files
 
     def write(self, rows: Sequence[tuple]) -> None:
@@ -324,6 +483,9 @@ class PairFileWriter:
         described: dict[str, dict] = {}
         for split in splits:
             described.update(self._splits[split].close())
+        if self.hf_dataset:
+            name = f"{HF_FOLDER}/dataset_dict.json"
+            described[name] = _write_described(self.folder / name, json.dumps({"splits": splits}))
         self.closed = True
         return described
 
@@ -402,6 +564,7 @@ def write_manifest(manifest: Mapping, folder: Path) -> Path:
 
 
 def make_read_only(folder: Path) -> None:
-    for path in Path(folder).iterdir():
-        if path.is_file():
+    """Every file in the folder and its subfolders (``hf/``) read-only (the folders stay as they are)."""
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
             os.chmod(path, 0o444)

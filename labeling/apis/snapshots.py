@@ -2,9 +2,10 @@
 
 from types import SimpleNamespace
 
-from django.http import FileResponse
+from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -20,6 +21,7 @@ from labeling.services import snapshots as services
 
 class SnapshotOutput(serializers.ModelSerializer):
     downloads = serializers.SerializerMethodField()
+    hf_download = serializers.SerializerMethodField()
 
     class Meta:
         model = PreferenceSnapshot
@@ -35,6 +37,7 @@ class SnapshotOutput(serializers.ModelSerializer):
             "created_at",
             "finished_at",
             "downloads",
+            "hf_download",
         )
 
     def get_downloads(self, snapshot) -> dict[str, dict[str, str]]:
@@ -44,10 +47,18 @@ class SnapshotOutput(serializers.ModelSerializer):
         url = reverse("project-snapshot-download", args=[snapshot.project_id, snapshot.pk])
         files = (snapshot.counts or {}).get("files", {})
         return {
-            split: {fmt: f"{url}?format={fmt}&split={split}" for fmt in services.FORMATS}
+            split: {fmt: f"{url}?format={fmt}&split={split}" for fmt in services.FILE_FORMATS}
             for split in conversion.SPLITS
             if f"{split}.jsonl" in files
         }
+
+    def get_hf_download(self, snapshot) -> str | None:
+        """The whole snapshot as a Hugging Face DatasetDict folder (a tar; ``&split=`` for one split's
+        Dataset), once it is ready; null for a snapshot built before snapshots had that folder."""
+        if snapshot.status != SnapshotStatus.READY or not services.has_hf_dataset(snapshot):
+            return None
+        url = reverse("project-snapshot-download", args=[snapshot.project_id, snapshot.pk])
+        return f"{url}?format={services.HF}"
 
 
 @extend_schema_field(
@@ -156,13 +167,15 @@ class SnapshotDetailApi(ProjectAPIView):
 
 
 class _FormatIsAFileFormat(DefaultContentNegotiation):
-    """Here ``?format=`` names the file to download (jsonl, parquet), not a DRF renderer."""
+    """Here ``?format=`` names the file to download (jsonl, parquet, hf), not a DRF renderer."""
 
     settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)
 
 
 class SnapshotDownloadApi(ProjectAPIView):
-    """One split of a ready snapshot as JSONL or Parquet: columns prompt, chosen, rejected, margin, weight, ...
+    """A ready snapshot's pairs: one split as JSONL or Parquet (columns prompt, chosen, rejected, margin,
+    weight, ...), or ``format=hf``: the Hugging Face DatasetDict folder as a tar (with ``split``, that
+    split's Dataset folder), for ``datasets.load_from_disk`` once extracted.
 
     409 while the snapshot is pending or building (or after it failed).
     """
@@ -173,16 +186,35 @@ class SnapshotDownloadApi(ProjectAPIView):
     @extend_schema(
         operation_id="projects_snapshots_download",
         parameters=[
-            OpenApiParameter("format", enum=list(services.FORMATS), default="jsonl"),
-            OpenApiParameter("split", enum=list(conversion.SPLITS), default="train"),
+            OpenApiParameter(
+                "format",
+                enum=list(services.FORMATS),
+                default="jsonl",
+                description="jsonl or parquet: one split's file; hf: a Hugging Face dataset folder as a tar.",
+            ),
+            OpenApiParameter(
+                "split",
+                enum=list(conversion.SPLITS),
+                description="The split (train when absent); with format=hf, absent means every split (a DatasetDict).",
+            ),
         ],
         responses={
-            (200, media_type): OpenApiResponse(OpenApiTypes.BINARY, description="The split's pairs, one row each.")
+            (200, media_type): OpenApiResponse(
+                OpenApiTypes.BINARY,
+                description=(
+                    "jsonl, parquet: the split's pairs, one row each. hf: an uncompressed tar of one folder, "
+                    "project{P}-snapshot-v{V}-hf (with split: -{split}-hf), as datasets' save_to_disk saves "
+                    "a DatasetDict (with split: a Dataset); datasets.load_from_disk reads it once extracted."
+                ),
+            )
             for media_type in services.FORMATS.values()
         }
         | {
             400: OpenApiResponse(description="Unknown format or split."),
-            404: OpenApiResponse(description="No such snapshot, or it has no pairs in that split."),
+            404: OpenApiResponse(
+                description="No such snapshot, no pairs in that split, or (format=hf) a snapshot built before "
+                "snapshots had a Hugging Face dataset folder."
+            ),
             409: OpenApiResponse(description="The snapshot is still pending or building, or it failed."),
         },
     )
@@ -191,7 +223,16 @@ class SnapshotDownloadApi(ProjectAPIView):
         reject_unknown_params(request, allowed=("format", "split"))
         snapshot = get_object_or_404(PreferenceSnapshot, project=access.project, pk=snapshot_id)
         file_format = request.query_params.get("format", "jsonl")
-        split = request.query_params.get("split", "train")
+        split = request.query_params.get("split")
+        if file_format == services.HF:
+            tar = services.snapshot_dataset_tar(snapshot=snapshot, split=split)
+            response = StreamingHttpResponse(tar.chunks(), content_type=services.FORMATS[services.HF])
+            response["Content-Length"] = str(tar.size)
+            response["Content-Disposition"] = content_disposition_header(
+                True, f"{services.hf_download_name(snapshot, split)}.tar"
+            )
+            return response
+        split = "train" if split is None else split
         path = services.snapshot_file(snapshot=snapshot, split=split, file_format=file_format)
         return FileResponse(
             open(path, "rb"),  # FileResponse closes it

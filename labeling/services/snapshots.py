@@ -5,9 +5,10 @@ once the transaction commits; ``snapshot_build`` (run by the Celery task) stream
 one read transaction (:mod:`labeling.selectors.snapshot_rows`: server-side cursors in comparison-id
 order), converts each comparison with :mod:`labeling.pairs` as it is read and writes its pairs at
 once (:mod:`labeling.pair_files`) to ``ARTIFACT_ROOT/snapshots/<project>/<version>/``: ``train``/``eval``
-(+ ``test`` when it has pairs) as ``.jsonl`` and ``.parquet``, and ``manifest.json``. Memory stays
-flat whatever the number of rankings. The folder appears whole (written beside it, then renamed) and
-is never rewritten.
+(+ ``test`` when it has pairs) as ``.jsonl`` and ``.parquet``, the same splits as a Hugging Face
+DatasetDict folder ``hf/`` (what ``save_to_disk`` writes), and ``manifest.json``. Memory stays flat
+whatever the number of rankings. The folder appears whole (written beside it, then renamed) and is
+never rewritten. ``snapshot_dataset_tar`` streams ``hf/`` (or one split's folder) as a tar.
 """
 
 import logging
@@ -26,12 +27,16 @@ from config.exceptions import Conflict, ServiceError, Unavailable
 from labeling import pair_files, tasks
 from labeling import pairs as conversion
 from labeling.models import PreferenceSnapshot, Project, SnapshotStatus
-from labeling.pair_files import PairFileWriter
+from labeling.pair_files import HF_FOLDER, PairFileWriter
 from labeling.selectors import snapshot_rows
+from labeling.tar_stream import Member, TarStream
 
 logger = logging.getLogger(__name__)
 
-FORMATS = {"jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
+FILE_FORMATS = {"jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}  # one file a split
+HF = "hf"  # the Hugging Face dataset folder, as a tar
+FORMATS = {**FILE_FORMATS, HF: "application/x-tar"}
+HF_DICT_FILE = f"{HF_FOLDER}/dataset_dict.json"  # in counts["files"] of the snapshots that have hf/
 SNAPSHOT_DIR = "snapshots"
 DEFINITIONS = {
     "pair": "Two completions with different levels in one order; ties and F vs F give none.",
@@ -103,7 +108,10 @@ def _build_files(snapshot: PreferenceSnapshot, options: conversion.PairOptions, 
         with closing(snapshot_rows.gold_rankings(project_id)) as gold_rankings:
             accuracy = conversion.labeler_gold_accuracy(snapshot_rows.gold_comparisons(project_id), gold_rankings)
         excluded = conversion.excluded_labelers(accuracy, options)
-        with PairFileWriter(staging) as writer, closing(snapshot_rows.comparisons_with_rankings(project_id)) as items:
+        with (
+            PairFileWriter(staging, hf_dataset=True) as writer,
+            closing(snapshot_rows.comparisons_with_rankings(project_id)) as items,
+        ):
             counts = conversion.export_pairs(items, options, writer.write, excluded=excluded)
             files = writer.close()
         criteria = snapshot_rows.criteria_names(project_id)
@@ -255,14 +263,14 @@ def snapshots_sweep(*, requeue_after: timedelta, stale_after: timedelta) -> dict
     return {"requeued": requeued, "failed": len(stale)}
 
 
-def snapshot_file(*, snapshot: PreferenceSnapshot, split: str, file_format: str) -> Path:
-    """The file to download, or a 409 while the snapshot is not ready, a 404 for a split it lacks."""
+def _downloadable(snapshot: PreferenceSnapshot, *, file_format: str, split: str | None) -> None:
+    """400 for an unknown format or split, 409 while the snapshot is not ready (or failed)."""
     if file_format not in FORMATS:
         raise ServiceError(
-            f"format: unknown format {file_format!r}; use {' or '.join(FORMATS)}.",
+            f"format: unknown format {file_format!r}; use {', '.join(FORMATS)}.",
             errors={"format": [f"Unknown format {file_format!r}."]},
         )
-    if split not in conversion.SPLITS:
+    if split is not None and split not in conversion.SPLITS:
         raise ServiceError(
             f"split: unknown split {split!r}; use {', '.join(conversion.SPLITS)}.",
             errors={"split": [f"Unknown split {split!r}."]},
@@ -274,7 +282,56 @@ def snapshot_file(*, snapshot: PreferenceSnapshot, split: str, file_format: str)
         )
     if snapshot.status == SnapshotStatus.FAILED:
         raise Conflict(f"Snapshot v{snapshot.version} failed and has no files: {snapshot.error}. Create a new one.")
+
+
+def _no_split(snapshot: PreferenceSnapshot, split: str) -> ServiceError:
+    return ServiceError(f"Snapshot v{snapshot.version} has no {split} split (it has no {split} pairs).", status=404)
+
+
+def snapshot_file(*, snapshot: PreferenceSnapshot, split: str, file_format: str) -> Path:
+    """The file to download, or a 409 while the snapshot is not ready, a 404 for a split it lacks."""
+    _downloadable(snapshot, file_format=file_format, split=split)
+    if file_format not in FILE_FORMATS:
+        raise ValueError(f"{file_format!r} is a folder, not a file: snapshot_dataset_tar sends it")
     path = Path(settings.ARTIFACT_ROOT) / snapshot.path / f"{split}.{file_format}"
     if not path.is_file():
-        raise ServiceError(f"Snapshot v{snapshot.version} has no {split} split (it has no {split} pairs).", status=404)
+        raise _no_split(snapshot, split)
     return path
+
+
+def has_hf_dataset(snapshot: PreferenceSnapshot) -> bool:
+    """Whether the snapshot has its ``hf/`` folder (those built before it was added have not)."""
+    return HF_DICT_FILE in (snapshot.counts or {}).get("files", {})
+
+
+def hf_download_name(snapshot: PreferenceSnapshot, split: str | None = None) -> str:
+    """The tar's name without ``.tar``, also its top folder: ``project1-snapshot-v2-hf`` (``-train-hf``)."""
+    return f"project{snapshot.project_id}-snapshot-v{snapshot.version}{f'-{split}' if split else ''}-hf"
+
+
+def snapshot_dataset_tar(*, snapshot: PreferenceSnapshot, split: str | None = None) -> TarStream:
+    """The snapshot's ``hf/`` DatasetDict folder (with ``split``: that split's Dataset folder) as a tar
+    of one top folder, :func:`hf_download_name`, that ``datasets.load_from_disk`` reads once extracted.
+    409 while not ready; 404 for a snapshot built before ``hf/`` existed, or a split it lacks."""
+    _downloadable(snapshot, file_format=HF, split=split)
+    files = (snapshot.counts or {}).get("files", {})
+    if not has_hf_dataset(snapshot):
+        raise ServiceError(
+            f"Snapshot v{snapshot.version} was built before snapshots had a Hugging Face dataset folder, "
+            f"so it has none; create a new snapshot (or download its jsonl or parquet files).",
+            status=404,
+        )
+    prefix = f"{HF_FOLDER}/" if split is None else f"{HF_FOLDER}/{split}/"
+    inner_names = sorted(name.removeprefix(prefix) for name in files if name.startswith(prefix))
+    if not inner_names:
+        raise _no_split(snapshot, split)
+    folder = Path(settings.ARTIFACT_ROOT) / snapshot.path / prefix
+    top = hf_download_name(snapshot, split)
+    members, folders = [Member(top, folder)], {""}
+    for name in inner_names:  # each folder before its files
+        parent = name.rpartition("/")[0]
+        if parent not in folders:
+            folders.add(parent)
+            members.append(Member(f"{top}/{parent}", folder / parent))
+        members.append(Member(f"{top}/{name}", folder / name))
+    return TarStream(members)
