@@ -274,8 +274,9 @@ export type RunConfigField = {
   worker_path: boolean;
 };
 
-/** GET /api/runs/kinds/: a kind a person can start, the inputs it takes and its config fields. */
-export type RunKindSpec = { kind: string; description: string; inputs: string[]; config: RunConfigField[] };
+/** GET /api/runs/kinds/: a kind a person can start, the inputs it takes (`hints`: what an input means
+ * for this kind, training/kinds.py) and its config fields. */
+export type RunKindSpec = { kind: string; description: string; inputs: string[]; hints: Record<string, string>; config: RunConfigField[] };
 
 /** POST /api/runs/ (`round`: the id of a round of the same project the run joins; left out for none). */
 export type RunStartBody = { kind: string; project: number; config: Record<string, unknown>; inputs: Record<string, unknown>; round?: number };

@@ -4,11 +4,11 @@
 import { useState } from "react";
 import { aiAuditApi, REVIEW_PAGE, type AgreementRate, type AuditRow, type Disagreement } from "../api";
 import { Link } from "../router";
-import { formatAgreement, letter, orderSummary, pageRange, rankPositions } from "./constitution";
+import { ErrorNote } from "../ui/components";
+import { useLoad } from "../ui/hooks";
+import { formatPercent } from "../ui/scale";
 import type { TabProps } from "./Console";
-import { useLoad } from "./hooks";
-import { formatPercent } from "./scale";
-import { ErrorNote } from "./ui";
+import { formatAgreement, letter, orderSummary, pageRange, rankPositions } from "./constitution";
 
 /** Which disagreements are listed: every principle (null) or one key. */
 type Selection = { principle: string | null } | null;

@@ -2,22 +2,22 @@
  * Admins edit; reviewers get the same screens read-only (edit controls hidden or disabled). */
 import { api, type Project } from "../api";
 import { ModelsTab } from "../registry/ModelsTab";
-import { Link, match, usePath } from "../router";
 import { RoundsPage } from "../rounds/RoundsPage";
+import { Link, match, usePath } from "../router";
 import { RunPage } from "../runs/RunPage";
+import { ErrorNote } from "../ui/components";
+import { useLoad } from "../ui/hooks";
 import { AuditTab } from "./AuditTab";
 import { ConstitutionTab } from "./ConstitutionTab";
 import { CriteriaTab } from "./CriteriaTab";
 import { DatasetsTab } from "./DatasetsTab";
 import { ExternalTab } from "./ExternalTab";
-import { useLoad } from "./hooks";
 import { ImportsTab } from "./ImportsTab";
 import { MembersTab } from "./MembersTab";
 import { QualityTab } from "./QualityTab";
 import { SettingsTab } from "./SettingsTab";
 import { SnapshotsTab } from "./SnapshotsTab";
 import { TemplatesTab } from "./TemplatesTab";
-import { ErrorNote } from "./ui";
 
 export const TABS = [
   { id: "settings", label: "Settings" },

@@ -3,6 +3,10 @@
  * older ones stay readable. Members read; admins edit a draft and save it as a new version. */
 import { useEffect, useId, useRef, useState, type FormEvent } from "react";
 import { constitutionApi, type Constitution, type Project } from "../api";
+import { Badge, ErrorNote, Field, ReadOnlyNote } from "../ui/components";
+import { errorText, fieldErrors, formatWhen } from "../ui/format";
+import { useLoad } from "../ui/hooks";
+import type { TabProps } from "./Console";
 import {
   addPrinciple,
   draftChanged,
@@ -17,10 +21,6 @@ import {
   type DraftPrinciple,
   type PrincipleField,
 } from "./constitution";
-import type { TabProps } from "./Console";
-import { errorText, fieldErrors, formatWhen } from "./format";
-import { useLoad } from "./hooks";
-import { Badge, ErrorNote, Field, ReadOnlyNote } from "./ui";
 
 const LABELS: Record<PrincipleField, string> = {
   key: "Key",

@@ -1,9 +1,9 @@
 import { useState, type FormEvent } from "react";
 import { api, type Criterion } from "../api";
+import { ErrorNote, Field, ReadOnlyNote } from "../ui/components";
+import { errorText, fieldErrors } from "../ui/format";
+import { useLoad } from "../ui/hooks";
 import type { TabProps } from "./Console";
-import { errorText, fieldErrors } from "./format";
-import { useLoad } from "./hooks";
-import { ErrorNote, Field, ReadOnlyNote } from "./ui";
 
 export function CriteriaTab({ project, canEdit }: TabProps) {
   const criteria = useLoad(() => api.get<Criterion[]>(`projects/${project.id}/criteria/`), String(project.id));

@@ -1,10 +1,10 @@
 import { useRef, useState, type FormEvent } from "react";
 import { api, upload, type Page } from "../api";
+import { ErrorNote, Field, ProgressBar, ReadOnlyNote, RowErrorTable } from "../ui/components";
+import { fieldErrors, formatBytes, formatWhen, rowErrors, type RowError } from "../ui/format";
+import { useLoad } from "../ui/hooks";
 import type { TabProps } from "./Console";
-import { fieldErrors, formatBytes, formatWhen, rowErrors, type RowError } from "./format";
-import { useLoad } from "./hooks";
 import type { Dataset, PromptRow } from "./types";
-import { ErrorNote, Field, ProgressBar, ReadOnlyNote, RowErrorTable } from "./ui";
 
 const SPLITS = ["train", "eval", "test"];
 

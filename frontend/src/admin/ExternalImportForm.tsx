@@ -2,6 +2,7 @@
  * Studio and Argilla work"). The body and the answer's wording come from ./externalImport. */
 import { useRef, useState, type FormEvent, type ReactNode } from "react";
 import { upload } from "../api";
+import { Field, ProgressBar } from "../ui/components";
 import {
   ADVANCED_FIELDS,
   EXTERNAL_ACCEPT,
@@ -16,7 +17,6 @@ import {
   type ImportProblem,
   type PlacedErrors,
 } from "./externalImport";
-import { Field, ProgressBar } from "./ui";
 
 const TITLE = "Import Label Studio or Argilla work";
 const SHOWN = ["file", "format", ...ADVANCED_FIELDS];

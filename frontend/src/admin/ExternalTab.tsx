@@ -7,9 +7,9 @@ import { ApiError, api, type Page } from "../api";
 import { Link } from "../router";
 import { isTerminal, stateTone } from "../runs/runEvents";
 import { StartRunForm } from "../runs/StartRunForm";
-import { formatWhen } from "./format";
-import { useLoad } from "./hooks";
-import { Badge, ErrorNote } from "./ui";
+import { Badge, ErrorNote } from "../ui/components";
+import { formatWhen } from "../ui/format";
+import { useLoad } from "../ui/hooks";
 
 const RUNS_POLL_MS = 3000;
 

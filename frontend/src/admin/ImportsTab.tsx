@@ -2,10 +2,10 @@
  * rankings made in Label Studio or Argilla (ExternalImportForm). */
 import { useRef, useState, type FormEvent, type ReactNode } from "react";
 import { upload } from "../api";
+import { Field, ProgressBar, RowErrorTable } from "../ui/components";
+import { fieldErrors, rowErrors, type RowError } from "../ui/format";
 import type { TabProps } from "./Console";
 import { ExternalImportForm } from "./ExternalImportForm";
-import { fieldErrors, rowErrors, type RowError } from "./format";
-import { Field, ProgressBar, RowErrorTable } from "./ui";
 
 type ComparisonsResult = { created: number; gold: number };
 type PreferencesResult = { created: number; skipped: number; skipped_rows: RowError[] };

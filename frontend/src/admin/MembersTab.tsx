@@ -1,10 +1,10 @@
 import { useState, type FormEvent } from "react";
 import { api, type Page, type Role } from "../api";
+import { ErrorNote, Field, ReadOnlyNote } from "../ui/components";
+import { errorText, fieldErrors, formatWhen } from "../ui/format";
+import { useLoad } from "../ui/hooks";
 import type { TabProps } from "./Console";
-import { errorText, fieldErrors, formatWhen } from "./format";
-import { useLoad } from "./hooks";
 import type { Member } from "./types";
-import { ErrorNote, Field, ReadOnlyNote } from "./ui";
 
 const ROLES: Role[] = ["labeler", "reviewer", "admin"];
 

@@ -2,12 +2,12 @@
  * and position bias. Reads GET .../stats/ (now) and GET .../stats/timeline/ (per hour or day). */
 import { useState } from "react";
 import { api, type Criterion } from "../api";
-import { COLORS, LabelerBars, RankDistributionChart, Sparkline, TimeSeriesChart } from "./charts";
+import { COLORS, LabelerBars, RankDistributionChart, Sparkline, TimeSeriesChart } from "../ui/charts";
+import { ErrorNote } from "../ui/components";
+import { useLoad } from "../ui/hooks";
+import { formatBucket, formatNumber, formatPercent, highOutliers, lowOutliers, median } from "../ui/scale";
 import type { TabProps } from "./Console";
-import { useLoad } from "./hooks";
-import { formatBucket, formatNumber, formatPercent, highOutliers, lowOutliers, median } from "./scale";
 import type { Bucket, Stats, StatsLabeler, Timeline } from "./types";
-import { ErrorNote } from "./ui";
 
 const SOURCES = ["human", "ai", "imported"];
 

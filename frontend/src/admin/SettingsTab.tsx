@@ -1,8 +1,8 @@
 import { useState, type FormEvent } from "react";
 import { api, type Project } from "../api";
+import { Field, ReadOnlyNote } from "../ui/components";
+import { fieldErrors } from "../ui/format";
 import type { TabProps } from "./Console";
-import { fieldErrors } from "./format";
-import { Field, ReadOnlyNote } from "./ui";
 
 type Draft = {
   name: string;

@@ -2,10 +2,10 @@
 import { useEffect, useState, type FormEvent } from "react";
 import { api, type Criterion, type Page } from "../api";
 import type { TabProps } from "./Console";
-import { fieldErrors, formatWhen } from "./format";
-import { useLoad } from "./hooks";
+import { Badge, ErrorNote, Field } from "../ui/components";
+import { fieldErrors, formatWhen } from "../ui/format";
+import { useLoad } from "../ui/hooks";
 import type { Snapshot } from "./types";
-import { Badge, ErrorNote, Field } from "./ui";
 
 const SOURCES = ["human", "ai", "imported"];
 const POLL_MS = 1500;
@@ -127,6 +127,17 @@ function SnapshotCard({ snapshot, criteria }: { snapshot: Snapshot; criteria: Cr
                     ))}
                   </tr>
                 ))}
+                {snapshot.hf_download && (
+                  <tr>
+                    <th>all splits</th>
+                    <td className="num">{(counts.pairs ?? 0).toLocaleString()} pairs</td>
+                    <td colSpan={2}>
+                      <a href={snapshot.hf_download} download title="A Hugging Face DatasetDict folder: extract it, then datasets.load_from_disk">
+                        HF dataset (.tar)
+                      </a>
+                    </td>
+                  </tr>
+                )}
               </tbody>
             </table>
           )}

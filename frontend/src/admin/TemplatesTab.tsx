@@ -5,11 +5,11 @@
  * its error next to the field. Nothing is stored until Save. */
 import { useEffect, useState, type FormEvent } from "react";
 import { api, type Page } from "../api";
+import { Badge, ErrorNote, Field, ReadOnlyNote } from "../ui/components";
+import { errorText, fieldErrors, parseExamples } from "../ui/format";
+import { useDebounced, useLoad } from "../ui/hooks";
 import type { TabProps } from "./Console";
-import { errorText, fieldErrors, parseExamples } from "./format";
-import { useDebounced, useLoad } from "./hooks";
 import type { Dataset, Preview, PromptRow, Template } from "./types";
-import { Badge, ErrorNote, Field, ReadOnlyNote } from "./ui";
 
 const DEBOUNCE_MS = 600;
 

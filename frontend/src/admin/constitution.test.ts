@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ApiError, type Principle } from "../api";
+import { fieldErrors } from "../ui/format";
 import {
   addPrinciple,
   aiFeedbackCounts,
@@ -18,7 +19,6 @@ import {
   removePrinciple,
   updatePrinciple,
 } from "./constitution";
-import { fieldErrors } from "./format";
 
 const principle = (key: string): Principle => ({
   key,

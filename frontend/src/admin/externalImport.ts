@@ -2,7 +2,7 @@
  * /api/projects/{id}/imports/, the sentences and counts it shows for the answer, and where a 400's
  * errors go (a field, the top of the form, or a table of refused items). */
 import { ApiError } from "../api";
-import { fieldErrors } from "./format";
+import { fieldErrors } from "../ui/format";
 
 export type ExternalFormat = "label_studio" | "argilla";
 

@@ -125,4 +125,5 @@ export type Snapshot = {
   created_at: string;
   finished_at: string | null;
   downloads: Record<string, Record<string, string>>;
+  hf_download: string | null; // the whole snapshot as a Hugging Face dataset folder (a tar); null for older snapshots
 };

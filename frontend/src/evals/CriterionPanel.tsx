@@ -1,6 +1,6 @@
 /** One criterion of the leaderboard: ranked versions, the score plot, the win matrix, length bias and the AI judge. */
-import { formatNumber } from "../admin/scale";
 import { Link } from "../router";
+import { formatNumber } from "../ui/scale";
 import { LengthBiasChart, ScorePlot } from "./EvalCharts";
 import { agreementFor, entryName, formatInterval, formatShare, hasVotes, rankedRows, verdictFor, type Row } from "./leaderboard";
 import type { CriterionRef, Entry, Evaluation, Results } from "./types";

@@ -1,7 +1,7 @@
 /** The leaderboard's SVG plots: scores with interval whiskers per version, and the length-bias chart. */
-import { COLORS, Legend } from "../admin/charts";
-import { useWidth } from "../admin/hooks";
-import { formatNumber, formatPercent, niceTicks, scaleLinear } from "../admin/scale";
+import { COLORS, Legend } from "../ui/charts";
+import { useWidth } from "../ui/hooks";
+import { formatNumber, formatPercent, niceTicks, scaleLinear } from "../ui/scale";
 import { binLabel, entryName, formatInterval, formatShare, scoreDomain, type Row } from "./leaderboard";
 import type { LengthBias, Scored } from "./types";
 

@@ -5,11 +5,11 @@
  */
 import { useEffect, useState, type ReactNode } from "react";
 import { api, type Project } from "../api";
-import { formatWhen } from "../admin/format";
-import { useLoad } from "../admin/hooks";
-import { Badge, ErrorNote, ProgressBar } from "../admin/ui";
 import { Link } from "../router";
 import { stateTone } from "../runs/runEvents";
+import { Badge, ErrorNote, ProgressBar } from "../ui/components";
+import { formatWhen } from "../ui/format";
+import { useLoad } from "../ui/hooks";
 import { CriterionPanel } from "./CriterionPanel";
 import { evalApi } from "./evalApi";
 import { criterionKey, entryName, isLive, labelFraction, orderedCriteria, statusTone } from "./leaderboard";

@@ -5,10 +5,10 @@
  */
 import { useState } from "react";
 import { api, type Page } from "../api";
-import { formatWhen } from "../admin/format";
-import { useLoad } from "../admin/hooks";
-import { Badge, ErrorNote, ProgressBar } from "../admin/ui";
 import { Link, navigate, useSearch } from "../router";
+import { Badge, ErrorNote, ProgressBar } from "../ui/components";
+import { formatWhen } from "../ui/format";
+import { useLoad } from "../ui/hooks";
 import { evalApi } from "./evalApi";
 import { entryName, labelFraction, statusTone } from "./leaderboard";
 import { NewEvaluationForm } from "./NewEvaluationForm";

@@ -5,13 +5,13 @@
  * puts each error at its field (newEval.ts maps it); a 201 opens the new evaluation.
  */
 import { useId, useState, type FormEvent } from "react";
-import { api, type Page } from "../api";
-import { errorText } from "../admin/format";
-import { useFormState, useLoad } from "../admin/hooks";
 import type { Dataset, Template } from "../admin/types";
-import { Field, GenerationFields } from "../admin/ui";
+import { api, type Page } from "../api";
 import { RoundField } from "../rounds/RoundField";
 import { versionChoices } from "../runs/startRun";
+import { Field, GenerationFields } from "../ui/components";
+import { errorText } from "../ui/format";
+import { useFormState, useLoad } from "../ui/hooks";
 import { evalApi, usableVersions } from "./evalApi";
 import { buildCreateBody, DEFAULT_LIMIT, EMPTY_FORM, mapCreateErrors, MAX_LIMIT, MAX_VERSIONS, MIN_VERSIONS, type EvalForm, type SplitChoice } from "./newEval";
 import type { Evaluation, ProjectWithKind } from "./types";

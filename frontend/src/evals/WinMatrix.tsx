@@ -1,5 +1,5 @@
 /** The pairwise win-rate matrix: each cell is how often the row's version beat the column's. */
-import { formatPercent } from "../admin/scale";
+import { formatPercent } from "../ui/scale";
 import { cellTitle, entryName, winColor, winMatrix, type Row } from "./leaderboard";
 import type { Pair } from "./types";
 

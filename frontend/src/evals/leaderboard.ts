@@ -4,7 +4,7 @@
  * the length-difference bins, intervals as text, the plot's score axis and the colours of the cells.
  * Unit-tested in leaderboard.test.ts; the components only draw what these return.
  */
-import { formatNumber, formatPercent, niceDomain } from "../admin/scale";
+import { formatNumber, formatPercent, niceDomain } from "../ui/scale";
 import type { Agreement, CriterionRef, Entry, EvalProgress, EvalStatus, LengthBin, Pair, Score, Scored, Verdict } from "./types";
 
 /** The key of a criterion in selectors and lookups: "overall" for the project-wide order (id null). */

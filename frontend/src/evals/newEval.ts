@@ -4,8 +4,8 @@
  * the fields. Limits follow the API contract: 2..8 distinct versions, limit 1..2000 (default 100);
  * `round` (a round of the source project the evaluation joins) is sent only when one is chosen.
  */
-import { fieldErrors } from "../admin/format";
 import { parseRound } from "../rounds/join";
+import { fieldErrors } from "../ui/format";
 import type { EvalCreateBody } from "./types";
 
 export const MIN_VERSIONS = 2;

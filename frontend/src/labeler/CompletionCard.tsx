@@ -1,14 +1,9 @@
 import type { MouseEvent } from "react";
-import { letter, type Mark, type RankingAction } from "./ranking";
+import { letter, markLabel, type Mark, type RankingAction } from "./ranking";
 
 /** On mousedown: a mouse click must not move the focus onto the button, or a later Enter (submit)
  * would press that button again instead. Keyboard users still Tab to it and press it. */
 export const keepFocus = (event: MouseEvent) => event.preventDefault();
-
-export function markLabel(mark: Mark): string {
-  if (mark === null) return "not ranked";
-  return mark === "F" ? "F (nonsense / off-task)" : `rank ${mark}`;
-}
 
 type Props = {
   index: number;

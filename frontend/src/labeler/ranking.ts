@@ -53,6 +53,12 @@ export function letter(index: number): string {
   return String.fromCharCode(65 + index);
 }
 
+/** A mark in words, as the status line and screen readers say it. */
+export function markLabel(mark: Mark): string {
+  if (mark === null) return "not ranked";
+  return mark === "F" ? "F (nonsense / off-task)" : `rank ${mark}`;
+}
+
 export function emptyOrder(k: number): Order {
   return { marks: Array<Mark>(k).fill(null), last: null };
 }

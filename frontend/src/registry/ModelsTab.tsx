@@ -8,10 +8,10 @@
  */
 import { Fragment, useState } from "react";
 import { ApiError, api, type Page } from "../api";
-import { formatBytes, formatWhen } from "../admin/format";
-import { useLoad } from "../admin/hooks";
-import { ErrorNote } from "../admin/ui";
 import { Link } from "../router";
+import { ErrorNote } from "../ui/components";
+import { formatBytes, formatWhen } from "../ui/format";
+import { useLoad } from "../ui/hooks";
 import {
   baseLabel,
   evalName,

@@ -7,8 +7,8 @@
  * other version with its 95% interval. Unit-tested in registry.test.ts.
  */
 import type { ModelVersion, RegisteredModel } from "../api";
-import { formatNumber } from "../admin/scale";
 import { formatShare } from "../evals/leaderboard";
+import { formatNumber } from "../ui/scale";
 
 /** GET /api/models/ as the registry serializes it (ModelOutput). */
 export type RegistryModel = RegisteredModel & { project?: number | null; shared?: boolean };

@@ -5,9 +5,9 @@
  * over-refusal), the rewards before and after, and what people said of its best- and worst-scored
  * samples when the next round put them back. Loaded again when the run's state changes.
  */
-import { useLoad } from "../admin/hooks";
-import { ErrorNote } from "../admin/ui";
 import type { Run } from "../runs/runEvents";
+import { ErrorNote } from "../ui/components";
+import { useLoad } from "../ui/hooks";
 import { flagTitle, groupRows, isEmpty, overRefusalLine, peopleRows, rateRows, rewardRows } from "./guard";
 import { roundsApi } from "./roundsApi";
 import type { GuardReport } from "./types";

@@ -1,8 +1,8 @@
 /** The optional "Round" select of the start-run and new-evaluation forms: the project's rounds
  * (GET /api/projects/{id}/rounds/), newest first, "None" by default. The rules live in join.ts. */
-import { errorText } from "../admin/format";
-import { useLoad } from "../admin/hooks";
-import { Field } from "../admin/ui";
+import { Field } from "../ui/components";
+import { errorText } from "../ui/format";
+import { useLoad } from "../ui/hooks";
 import { roundChoices } from "./join";
 import { roundsApi } from "./roundsApi";
 

@@ -8,13 +8,14 @@
  */
 import { useEffect, useState, type ReactNode } from "react";
 import type { Project } from "../api";
-import { COLORS, TimeSeriesChart } from "../admin/charts";
-import { formatWhen } from "../admin/format";
-import { useLoad } from "../admin/hooks";
-import { formatNumber, formatPercent } from "../admin/scale";
-import { Badge, ErrorNote } from "../admin/ui";
 import { Link } from "../router";
 import { stateTone } from "../runs/runEvents";
+import { COLORS, TimeSeriesChart } from "../ui/charts";
+import { Badge, ErrorNote } from "../ui/components";
+import { formatWhen } from "../ui/format";
+import { useLoad } from "../ui/hooks";
+import { formatNumber, formatPercent } from "../ui/scale";
+import { runsInFlight } from "./join";
 import {
   flagCount,
   formatAgreement,
@@ -33,7 +34,6 @@ import {
   sortRounds,
   trend,
 } from "./rounds";
-import { runsInFlight } from "./join";
 import { roundsApi } from "./roundsApi";
 import { StartRoundForm } from "./StartRoundForm";
 import type { Round } from "./types";

@@ -6,13 +6,13 @@
  * (startRound.ts maps it); a 201 hands the new round to the page.
  */
 import { useEffect, useId, useState, type FormEvent } from "react";
-import { api, type Page } from "../api";
-import { errorText } from "../admin/format";
-import { useFormState, useLoad } from "../admin/hooks";
 import type { Dataset } from "../admin/types";
-import { Field, GenerationFields } from "../admin/ui";
+import { api, type Page } from "../api";
 import { usableVersions } from "../evals/evalApi";
 import { versionChoices } from "../runs/startRun";
+import { Field, GenerationFields } from "../ui/components";
+import { errorText } from "../ui/format";
+import { useFormState, useLoad } from "../ui/hooks";
 import { nextBaseVersion, roundName, sortRounds } from "./rounds";
 import { roundsApi } from "./roundsApi";
 import {

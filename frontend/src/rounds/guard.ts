@@ -5,8 +5,8 @@
  * over-refusal), the rewards before and after, and the people's verdict on the best- and
  * worst-scored samples. Unit-tested in guard.test.ts.
  */
-import { formatNumber, formatPercent } from "../admin/scale";
 import { formatShare } from "../evals/leaderboard";
+import { formatNumber, formatPercent } from "../ui/scale";
 import type { GuardFlag, GuardPeople, GuardReport } from "./types";
 
 const FLAG_TITLES: Record<string, string> = {

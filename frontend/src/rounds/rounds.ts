@@ -4,8 +4,8 @@
  * interval, the guard samples put back or why not), the plot's series across rounds, and the version
  * the next round starts from by default. Unit-tested in rounds.test.ts.
  */
-import { formatNumber, formatPercent } from "../admin/scale";
 import { formatShare } from "../evals/leaderboard";
+import { formatNumber, formatPercent } from "../ui/scale";
 import type { GuardSamples, HumanWinRate, Round, RoundLabeling, RoundRun } from "./types";
 
 export const ARROW = "\u2192";

@@ -5,7 +5,7 @@
  * of its aliases (e.g. candidate). Limits follow the API: limit 1..100000, guard_samples 0..100
  * (default 10 of each end), a note of at most 500 characters, alias a slug of at most 64.
  */
-import { fieldErrors } from "../admin/format";
+import { fieldErrors } from "../ui/format";
 import type { RoundStartBody } from "./types";
 
 export const MAX_LIMIT = 100_000;

@@ -2,11 +2,11 @@
  * first answer, each round's principle, critique and revision, final answer), filtered by principle;
  * and the counts of an `ai_feedback` run with a link to the project's AI audit. */
 import { useState } from "react";
-import { REVIEW_PAGE, runRevisions, type RevisionSample } from "../api";
 import { aiFeedbackCounts, pageRange, principleKeysOf } from "../admin/constitution";
-import { useDebounced, useLoad } from "../admin/hooks";
-import { ErrorNote } from "../admin/ui";
+import { REVIEW_PAGE, runRevisions, type RevisionSample } from "../api";
 import { Link } from "../router";
+import { ErrorNote } from "../ui/components";
+import { useDebounced, useLoad } from "../ui/hooks";
 import { isTerminal, type Run } from "./runEvents";
 
 /** The revisions section of a cai_revise run. Loads once the run has finished (stored rows are final

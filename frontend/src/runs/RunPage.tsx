@@ -5,11 +5,11 @@
  */
 import { useState, type ReactNode } from "react";
 import { ApiError, api } from "../api";
-import { COLORS, StepChart } from "../admin/charts";
-import { errorText, formatWhen } from "../admin/format";
-import { Badge, ErrorNote, ProgressBar } from "../admin/ui";
-import { Link } from "../router";
 import { GuardPanel } from "../rounds/GuardPanel";
+import { Link } from "../router";
+import { COLORS, StepChart } from "../ui/charts";
+import { Badge, ErrorNote, ProgressBar } from "../ui/components";
+import { errorText, formatWhen } from "../ui/format";
 import { LogTail } from "./LogTail";
 import { AiFeedbackSummary, Revisions } from "./Revisions";
 import { canCancel, isTerminal, progressFraction, registeredVersions, stateTone, type Run } from "./runEvents";

@@ -7,12 +7,12 @@
  */
 import { useEffect, useId, useRef, useState, type FormEvent } from "react";
 import { api, constitutionApi, registryVersions, runsApi, type Page, type RunConfigField, type RunKindSpec } from "../api";
-import { formatWhen } from "../admin/format";
-import { useLoad } from "../admin/hooks";
 import type { Dataset, Snapshot, Template } from "../admin/types";
-import { ErrorNote, Field } from "../admin/ui";
 import { navigate } from "../router";
 import { RoundField } from "../rounds/RoundField";
+import { ErrorNote, Field } from "../ui/components";
+import { formatWhen } from "../ui/format";
+import { useLoad } from "../ui/hooks";
 import type { Run } from "./runEvents";
 import {
   ALTERNATIVES,
@@ -198,6 +198,7 @@ export function StartRunForm({ projectId, onCancel }: { projectId: number; onCan
                 <InputField
                   key={name}
                   kind={spec.kind}
+                  hints={spec.hints}
                   name={name}
                   value={inputs[name]}
                   onChange={(value) => setInput(name, value)}
@@ -247,6 +248,7 @@ export function StartRunForm({ projectId, onCancel }: { projectId: number; onCan
 
 function InputField({
   kind,
+  hints,
   name,
   value,
   onChange,
@@ -255,6 +257,7 @@ function InputField({
   datasetId,
 }: {
   kind: string;
+  hints: Record<string, string>;
   name: string;
   value: InputValue | undefined;
   onChange: (value: InputValue) => void;
@@ -262,7 +265,7 @@ function InputField({
   sources: Sources;
   datasetId: InputValue | undefined;
 }) {
-  const spec = inputSpec(kind, name);
+  const spec = inputSpec({ hints }, name);
   const text = typeof value === "string" ? value : "";
   const listId = useId();
   const groupId = useId();

@@ -28,6 +28,7 @@ const CAI_REVISE: RunKindSpec = {
   kind: "cai_revise",
   description: "The supervised stage of Constitutional AI.",
   inputs: ["base_version", "constitution", "dataset", "template", "split", "limit", "then_sft"],
+  hints: { dataset: "Optional: revise answers to this dataset's rows. Empty: the project's comparison prompts." },
   config: [
     field("model_path", "str", null, { filled_by_inputs: true }),
     field("prompts_file", "str", null, { filled_by_inputs: true }),
@@ -46,6 +47,7 @@ const SFT: RunKindSpec = {
   kind: "sft",
   description: "Supervised fine-tuning.",
   inputs: ["base_version", "dataset", "template", "target_field", "cai_run", "limit", "output_model"],
+  hints: { dataset: "With a target field: the rows rendered by the template are the prompts. Leave empty to learn a cai_run instead." },
   config: [
     field("model_path", "str", null, { filled_by_inputs: true }),
     field("learning_rate", "float | None", null),
@@ -64,6 +66,7 @@ const EVALUATE: RunKindSpec = {
   kind: "evaluate",
   description: "Score a model.",
   inputs: ["base_version", "dataset", "split", "reference_field", "templates", "reward_version", "kl_base_version", "limit"],
+  hints: {},
   config: [field("generations", "list", [{ name: "greedy", greedy: true }]), field("metrics", "list", []), field("extra", "dict", {})],
 };
 
@@ -291,10 +294,14 @@ describe("pickers", () => {
     expect(versionChoices(registry, "evaluate", "base_version").map((c) => c.label)).toContain("tiny-lora v1 (causal-lm) · adapter");
   });
 
-  it("words an input's hint for the kind", () => {
-    expect(inputSpec("cai_revise", "dataset").hint).toMatch(/comparison prompts/);
-    expect(inputSpec("sft", "dataset").hint).toMatch(/cai_run/);
-    expect(inputSpec("sft", "output_model").label).toBe("Output model name");
-    expect(inputSpec("sft", "mystery")).toEqual({ label: "mystery", control: "text", hint: "" });
+  it("words an input's hint for the kind from the kind's hints (GET /api/runs/kinds/)", () => {
+    expect(inputSpec(CAI_REVISE, "dataset").hint).toMatch(/comparison prompts/);
+    expect(inputSpec(SFT, "dataset").hint).toMatch(/cai_run/);
+    // No hint of the kind's own: the input's general hint.
+    expect(inputSpec(EVALUATE, "dataset").hint).toBe("A dataset of this project.");
+    expect(inputSpec(SFT, "output_model")).toMatchObject({ label: "Output model name", control: "text" });
+    expect(inputSpec(SFT, "output_model").hint).toMatch(/<base model>-<kind>/);
+    expect(inputSpec(null, "dataset").hint).toBe("A dataset of this project.");
+    expect(inputSpec(SFT, "mystery")).toEqual({ label: "mystery", control: "text", hint: "" });
   });
 });

@@ -2,14 +2,15 @@
  * Starting a training run from the console: what each input of POST /api/runs/ is (its picker, label
  * and hint), which config fields a form shows up front, and the pure steps from form state to the
  * request body and from an API error back to the fields. The form is StartRunForm.tsx; the kinds,
- * their inputs and config fields come from GET /api/runs/kinds/ (training/selectors.py run_kinds).
+ * their inputs, what each input means for a kind (`hints`) and their config fields come from
+ * GET /api/runs/kinds/ (training/selectors.py run_kinds, declared in training/kinds.py).
  *
  * Form state holds text as typed: a config field left empty (or a checkbox left at its default) is
  * not sent, so the server's default applies; typed values are parsed by the field's type.
  */
 import type { ModelVersion, RegisteredModel, RunConfigField, RunKindSpec, RunStartBody } from "../api";
-import { fieldErrors } from "../admin/format";
 import { parseRound } from "../rounds/join";
+import { fieldErrors } from "../ui/format";
 
 /** How an input is picked. */
 export type InputControl =
@@ -57,45 +58,6 @@ export const INPUTS: Record<string, InputSpec> = {
   },
 };
 
-/** Hints that depend on the kind (what an input means there, or its default). */
-const KIND_HINTS: Record<string, Record<string, string>> = {
-  sft: {
-    dataset: "With a target field: the rows rendered by the template are the prompts. Leave empty to learn a cai_run instead.",
-    cai_run: "Instead of a dataset: learn the final revisions of a succeeded cai_revise run.",
-    limit: "At most this many dataset rows. Empty: all.",
-  },
-  reward_model: {
-    base_version: "The model to start from: a causal LM, classifier or reward model.",
-    snapshot: "A ready snapshot of this project. Leave empty to learn a cai_run instead.",
-    cai_run: "Instead of a snapshot: the pairs of a succeeded cai_revise run (each revision over its first answer).",
-  },
-  dpo: {
-    snapshot: "A ready snapshot of this project. Leave empty to learn a cai_run instead.",
-    cai_run: "Instead of a snapshot: the pairs of a succeeded cai_revise run (each revision over its first answer).",
-  },
-  rlhf: {
-    dataset: "Its train (and eval) rows, rendered by the template, are the prompts.",
-    reward_version: "Required unless the config's reward_function names a rule reward.",
-  },
-  evaluate: {
-    base_version: "The version to evaluate (an adapter version is fine).",
-    split: "Default: test.",
-    dataset: "The rows to evaluate on, with their reference answers.",
-  },
-  cai_revise: {
-    base_version: "The model that answers, critiques and revises.",
-    dataset: "Optional: revise answers to this dataset's rows. Empty: the project's comparison prompts.",
-    template: "Only with a dataset. Empty: the project's default template.",
-    split: "Default: train with a dataset, every split without.",
-    limit: "At most this many prompts. Empty: all.",
-  },
-  ai_feedback: {
-    base_version: "The AI labeler: a causal LM that judges pairs of completions.",
-    split: "Optional: only comparisons of this split.",
-    limit: "At most this many comparisons. Empty: all that have no AI label yet.",
-  },
-};
-
 /** Which inputs are alternatives, in the API's words (training/services/run_inputs.py, cai.py). */
 export const ALTERNATIVES: Record<string, string> = {
   sft: "Training data: a dataset and its target field (prompts rendered by the template), or a cai_run (a cai_revise run's revisions) — one or the other.",
@@ -106,9 +68,10 @@ export const ALTERNATIVES: Record<string, string> = {
   ai_feedback: "It labels the project's non-gold comparisons that have no AI label yet.",
 };
 
-export function inputSpec(kind: string, name: string): InputSpec {
+/** An input's picker, label and hint; the hint is the kind's own (GET /api/runs/kinds/ `hints`) where it has one. */
+export function inputSpec(spec: Pick<RunKindSpec, "hints"> | null, name: string): InputSpec {
   const base = INPUTS[name] ?? { label: name, control: "text" as const, hint: "" };
-  return { ...base, hint: KIND_HINTS[kind]?.[name] ?? base.hint };
+  return { ...base, hint: spec?.hints?.[name] ?? base.hint };
 }
 
 /** Which registry versions an input of a kind takes (the server refuses the others by task). */
@@ -317,7 +280,7 @@ export function buildRunRequest(spec: RunKindSpec, projectId: number, form: Form
   const errors: Record<string, string> = {};
   const inputs: Record<string, unknown> = {};
   for (const name of spec.inputs) {
-    const parsed = parseInputValue(inputSpec(spec.kind, name).control, name, form.inputs[name]);
+    const parsed = parseInputValue(inputSpec(spec, name).control, name, form.inputs[name]);
     if (parsed === null) continue;
     if ("error" in parsed) errors[`inputs.${name}`] = parsed.error;
     else inputs[name] = parsed.value;

@@ -1,4 +1,4 @@
-/** Small building blocks of the console's forms and tables. */
+/** Small building blocks of the UI's forms and tables, shared by the console, runs, rounds and evaluations. */
 import { cloneElement, useId, type ReactElement, type ReactNode } from "react";
 import { errorText, rowErrorPlace, type RowError } from "./format";
 

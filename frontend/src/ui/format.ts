@@ -1,4 +1,4 @@
-/** Turning API errors into what the console shows: a sentence, messages per field, errors per line. */
+/** Turning API errors into what the UI shows (a sentence, messages per field, errors per line); bytes and dates. */
 import { ApiError } from "../api";
 
 /** One bad line of an upload, as the import APIs report it. */

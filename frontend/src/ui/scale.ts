@@ -1,4 +1,4 @@
-/** Pure helpers for the dashboard's SVG plots: scales, axis ticks, summary statistics, outliers. */
+/** Pure helpers for the SVG plots (charts.tsx): scales, axis ticks, number formats, summary statistics, outliers. */
 
 /** A linear map from [d0, d1] to [r0, r1]; a zero-width domain maps everything to the middle. */
 export function scaleLinear(domain: [number, number], range: [number, number]): (value: number) => number {

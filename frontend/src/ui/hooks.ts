@@ -1,4 +1,4 @@
-/** Small React hooks the console tabs share: loading an API answer, debouncing a value. */
+/** Small React hooks the screens share: loading an API answer, debouncing a value, an element's width, a form's state. */
 import { useCallback, useEffect, useLayoutEffect, useRef, useState, type RefObject } from "react";
 
 /** Load with `load()` whenever `key` changes; `reload()` loads again. Stale answers are dropped. */
