@@ -112,9 +112,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "config.uploads.UploadLimitMiddleware",  # first: refuses an oversized body before anything reads it
+    "common.uploads.UploadLimitMiddleware",  # first: refuses an oversized body before anything reads it
     "django.middleware.security.SecurityMiddleware",
-    "config.api.NulCharacterMiddleware",  # ?name=%00 is a 400, not a PostgreSQL DataError (500)
+    "common.api.NulCharacterMiddleware",  # ?name=%00 is a 400, not a PostgreSQL DataError (500)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -246,16 +246,16 @@ elif ARTIFACT_STORAGE != "local":
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 RANKFORGE_MAX_UPLOAD_BYTES = env_int("RANKFORGE_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
-# The limit holds before anything is spooled: config.uploads checks Content-Length up front (its
+# The limit holds before anything is spooled: common.uploads checks Content-Length up front (its
 # middleware) and counts file bytes as they stream in (this handler, ahead of Django's own).
 FILE_UPLOAD_HANDLERS = [
-    "config.uploads.UploadLimitHandler",
+    "common.uploads.UploadLimitHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 
 # Sign-in attempts (token, session, password change) per client address and username, and per
-# address over all usernames; "N/second|minute|hour|day", or "off". See config/throttling.py.
+# address over all usernames; "N/second|minute|hour|day", or "off". See common/throttling.py.
 RANKFORGE_THROTTLE_RATES = {
     scope: (None if rate.strip().lower() == "off" else rate.strip())
     for scope, rate in {
@@ -266,14 +266,14 @@ RANKFORGE_THROTTLE_RATES = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "config.authentication.LeanTokenAuthentication",
+        "common.authentication.LeanTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",  # max_limit: ?limit= is clamped to 500
+    "DEFAULT_PAGINATION_CLASS": "common.api.Pagination",  # max_limit: ?limit= is clamped to 500
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "common.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     # Client address for throttles: REMOTE_ADDR, or X-Forwarded-For behind RANKFORGE_NUM_PROXIES proxies.
     # (DRF's default, None, trusts a client-sent X-Forwarded-For, so each guess could claim a new address.)
@@ -298,8 +298,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # Error responses and OpenAPI links, derived from the generated paths (config/openapi.py).
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.openapi.postprocess"],
+    # Error responses and OpenAPI links, derived from the generated paths (common/openapi.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "common.openapi.postprocess"],
 }
 
 # Celery: embedded default is kombu's SQLAlchemy transport on its own SQLite file (the filesystem

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from django.db.models import OuterRef, Subquery
 from rest_framework.exceptions import NotFound, PermissionDenied
 
-from config.api import is_platform_admin, is_staff_or_admin
+from common.api import is_platform_admin, is_staff_or_admin
 from labeling.models import Membership, Project, Role
 
 ROLE_RANK = {Role.LABELER: 1, Role.REVIEWER: 2, Role.ADMIN: 3}

@@ -6,7 +6,7 @@ from datetime import timedelta
 from celery import Task, shared_task
 from kombu.exceptions import OperationalError
 
-from config.exceptions import Unavailable
+from common.exceptions import Unavailable
 
 logger = logging.getLogger(__name__)
 # What publishing raises once kombu's retries give up on an unreachable broker (kombu wraps transport

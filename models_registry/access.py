@@ -10,7 +10,7 @@ server are for platform admins only (a shared model is read by every signed-in u
 
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
-from config.api import is_platform_admin, is_staff_or_admin
+from common.api import is_platform_admin, is_staff_or_admin
 from models_registry import selectors
 from models_registry.models import RegisteredModel
 

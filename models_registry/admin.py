@@ -4,7 +4,7 @@ read-only (register through the API or the import command, never by hand), excep
 from django import forms
 from django.contrib import admin
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from models_registry import models, services
 
 

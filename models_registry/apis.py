@@ -26,7 +26,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import Paginated, ordered, ordering_parameter, reject_unknown_params
+from common.api import Paginated, ordered, ordering_parameter, reject_unknown_params
 from models_registry import hub, selectors, services, storage
 from models_registry.access import (
     require_manager,
@@ -275,7 +275,7 @@ SHARED_HELP = "Platform admins: every signed-in user reads the model (base model
 
 class ModelListCreateApi(Paginated, APIView):
     class ModelCreateInput(serializers.Serializer):
-        reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
+        reject_unknown_fields = True  # documented as additionalProperties: false (common/openapi.py)
         # The model's own rule, so the schema carries its pattern.
         name = serializers.RegexField(NAME_RE, max_length=100, error_messages={"invalid": model_name_validator.message})
         task = serializers.ChoiceField(choices=Task.choices)
@@ -324,8 +324,8 @@ class ModelDetailApi(APIView):
     parser_classes = [JSONParser]
 
     class ModelPatchInput(serializers.Serializer):
-        reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
-        validated_whole = True  # the PATCH body is validated whole: `shared` is required (config/openapi.py)
+        reject_unknown_fields = True  # documented as additionalProperties: false (common/openapi.py)
+        validated_whole = True  # the PATCH body is validated whole: `shared` is required (common/openapi.py)
         shared = serializers.BooleanField(help_text=SHARED_HELP)
 
         def validate(self, attrs):
@@ -356,7 +356,7 @@ class ModelImportApi(APIView):
     """
 
     class ModelImportInput(serializers.Serializer):
-        reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
+        reject_unknown_fields = True  # documented as additionalProperties: false (common/openapi.py)
         name = serializers.RegexField(
             NAME_RE,
             max_length=100,
@@ -382,7 +382,7 @@ class ModelImportApi(APIView):
         )
         shared = serializers.BooleanField(required=False, default=False, help_text=SHARED_HELP)
 
-        # validate()'s rule, in the schema (config/openapi.py): each source needs its own field.
+        # validate()'s rule, in the schema (common/openapi.py): each source needs its own field.
         schema_rules = {
             "oneOf": [
                 {"properties": {"source": {"enum": ["dir"]}}, "required": ["path"]},
@@ -464,8 +464,8 @@ class ModelVersionListApi(Paginated, APIView):
 
 class ModelVersionDetailApi(APIView):
     class ModelVersionPatchInput(serializers.Serializer):
-        reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
-        validated_whole = True  # the PATCH body is validated whole: `tags` is required (config/openapi.py)
+        reject_unknown_fields = True  # documented as additionalProperties: false (common/openapi.py)
+        validated_whole = True  # the PATCH body is validated whole: `tags` is required (common/openapi.py)
         tags = TagsField(allow_empty=True, help_text="The new tags; they replace the old ones.")
 
         def validate(self, attrs):
@@ -536,7 +536,7 @@ class ModelAliasListApi(APIView):
 
 class ModelAliasDetailApi(APIView):
     class ModelAliasInput(serializers.Serializer):
-        reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
+        reject_unknown_fields = True  # documented as additionalProperties: false (common/openapi.py)
         version = serializers.IntegerField(min_value=1, help_text="The version number the alias is to name.")
 
         def validate(self, attrs):

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from models_registry.models import ArtifactFormat
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")

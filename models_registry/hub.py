@@ -11,7 +11,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 
 HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
 ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.tiktoken", "README.md", "LICENSE*"]

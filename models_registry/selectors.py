@@ -16,7 +16,7 @@ from django.db.models import Count, Exists, F, Max, OuterRef, Prefetch, Q, Query
 from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
 
-from config.api import is_platform_admin
+from common.api import is_platform_admin
 from models_registry import storage
 from models_registry.models import ArtifactFormat, ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel, Task
 

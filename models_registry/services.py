@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from config.exceptions import Conflict, ServiceError
+from common.exceptions import Conflict, ServiceError
 from models_registry import artifacts, hub, storage
 from models_registry.models import (
     AliasAction,

@@ -451,7 +451,7 @@ def test_stateful_links(api_schema, auth):
 
 
 def test_schema_links_reach_every_operation_behind_an_id(raw_schema):
-    """config/openapi.py: each operation whose path names an object is the target of a link, so the
+    """common/openapi.py: each operation whose path names an object is the target of a link, so the
     stateful run (and a client) can get there from a body that names the object."""
     operations = {
         operation["operationId"]: path

@@ -1,12 +1,12 @@
 """What tests/test_api_fuzz.py found, pinned: 500s for schema-valid data, 2xx for schema-invalid data,
-and the schema rules that describe the API's validation (config/openapi.py)."""
+and the schema rules that describe the API's validation (common/openapi.py)."""
 
 import re
 
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
-from config.openapi import rule
+from common.openapi import rule
 from tests.labeling.factories import add_comparisons
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]

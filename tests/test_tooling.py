@@ -1,6 +1,6 @@
 """The files around the code: docker-compose.yml, platform/Procfile, platform/Dockerfile, and the
-boundaries: training.ml never imports Django (of ours it imports itself and contracts/ only), and
-contracts/ imports the standard library only."""
+boundaries: training.ml never imports Django (of ours it imports itself and contracts/ only),
+contracts/ imports the standard library only, and no app imports the project package config/."""
 
 import ast
 import json
@@ -82,6 +82,19 @@ def test_training_ml_imports_of_ours_only_itself_and_contracts():
         and module.split(".")[0] != "contracts"
         and module != "training.ml"
         and not module.startswith("training.ml.")
+    ]
+    assert offenders == []
+
+
+def test_apps_never_import_the_project_package():
+    """``config`` only wires (settings, urls, the Celery app): what apps share lives in ``common``."""
+    apps = [name for name in OURS if name not in ("config", "tests")]
+    assert {"common", "labeling", "training", "models_registry"} <= set(apps)
+    offenders = [
+        (path, module)
+        for app in apps
+        for path, module in absolute_imports(ROOT / app)
+        if module == "config" or module.startswith("config.")
     ]
     assert offenders == []
 

@@ -4,8 +4,8 @@ Paths on the workers are for platform admins only, and a platform-level run (no 
 read a project's data. (Project roles are labeling.access; the registry's are models_registry.access.)
 """
 
-from config.api import is_platform_admin
-from config.exceptions import ServiceError
+from common.api import is_platform_admin
+from common.exceptions import ServiceError
 from training.ml.configs import available_configs, worker_path_fields
 from training.services import run_inputs
 

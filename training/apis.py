@@ -15,7 +15,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import JSONObjectField, comma_separated_parameter, ordering_parameter
+from common.api import JSONObjectField, comma_separated_parameter, ordering_parameter
 from labeling.access import project_access
 from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
 from labeling.models import Project, Role, Split
@@ -215,8 +215,8 @@ def run_body_rules() -> dict:
 
 
 class RunCreateInput(serializers.Serializer):
-    reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
-    schema_rules = staticmethod(run_body_rules)  # per kind: its config and inputs (config/openapi.py)
+    reject_unknown_fields = True  # documented as additionalProperties: false (common/openapi.py)
+    schema_rules = staticmethod(run_body_rules)  # per kind: its config and inputs (common/openapi.py)
     kind = serializers.ChoiceField(choices=RunKind.choices)
     config = JSONObjectField(help_text="The kind's config; unknown or bad options are refused, by name.")
     inputs = JSONObjectField(
@@ -519,7 +519,7 @@ class GenerationParamsField(JSONObjectField):
 
 
 class RunGenerateInput(serializers.Serializer):
-    reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
+    reject_unknown_fields = True  # documented as additionalProperties: false (common/openapi.py)
     dataset = serializers.IntegerField(help_text="A dataset of this project.")
     split = serializers.ChoiceField(choices=Split.choices, required=False, allow_null=True, default=None)
     limit = serializers.IntegerField(

@@ -32,7 +32,7 @@ def _integer(name: str) -> dict:
 
 
 class RoundStartInput(serializers.Serializer):
-    reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
+    reject_unknown_fields = True  # documented as additionalProperties: false (common/openapi.py)
     # The version that generates: by id, or a model and one of its aliases (round_services._version).
     schema_rules = {
         "oneOf": [

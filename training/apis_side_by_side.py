@@ -23,7 +23,7 @@ from training.services import side_by_side as sxs_services
 
 
 class EvaluationCreateInput(serializers.Serializer):
-    reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
+    reject_unknown_fields = True  # documented as additionalProperties: false (common/openapi.py)
     schema_rules = {"allOf": [{"properties": {"versions": {"uniqueItems": True}}}]}  # "each version once"
     name = serializers.CharField(max_length=200, required=False, allow_null=True, default=None)
     versions = serializers.ListField(

@@ -5,7 +5,7 @@ import dataclasses
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from rest_framework.exceptions import NotFound
 
-from config.api import is_platform_admin
+from common.api import is_platform_admin
 from labeling.models import Membership, Role
 from training.kinds import KINDS, filled_fields
 from training.ml.configs import worker_path_fields

@@ -1,7 +1,7 @@
 """Sign-in and credentials: the browser's session cookie plus Django's CSRF token, API tokens
 (obtain, revoke; a platform admin revokes anyone's), and password change.
 
-Every endpoint that checks a password is throttled (config.throttling): 429 with Retry-After.
+Every endpoint that checks a password is throttled (common.throttling): 429 with Retry-After.
 """
 
 from django.contrib.auth import authenticate, get_user_model, login, logout, update_session_auth_hash
@@ -17,8 +17,8 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import is_platform_admin
-from config.throttling import SIGN_IN_THROTTLES, PasswordChangeThrottle
+from common.api import is_platform_admin
+from common.throttling import SIGN_IN_THROTTLES, PasswordChangeThrottle
 from labeling.apis.projects import UserOutput
 from labeling.services import accounts
 

@@ -1,4 +1,4 @@
-"""Small pieces every labeling API shares: project access (and, from config.api, allow-listed
+"""Small pieces every labeling API shares: project access (and, from common.api, allow-listed
 filters and orderings, pagination)."""
 
 import re
@@ -6,7 +6,7 @@ import re
 from drf_spectacular.utils import OpenApiRequest
 from rest_framework.views import APIView
 
-from config.api import Paginated, ordered, paginate, reject_unknown_params
+from common.api import Paginated, ordered, paginate, reject_unknown_params
 from labeling.access import Access, project_access
 from labeling.models import Role
 

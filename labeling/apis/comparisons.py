@@ -5,7 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params, upload_request
 from labeling.models import Comparison, LabelSource, Ranking, Role
 from labeling.services.comparisons import comparisons_import

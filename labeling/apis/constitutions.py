@@ -6,8 +6,8 @@ from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from config.api import NUL_MESSAGE, _has_nul
-from config.openapi import NOT_BLANK_PATTERN
+from common.api import NUL_MESSAGE, _has_nul
+from common.openapi import NOT_BLANK_PATTERN
 from labeling import principles as principle_rules
 from labeling.apis.common import Paginated, ProjectAPIView, paginate, reject_unknown_params
 from labeling.models import Constitution, Role

@@ -9,7 +9,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from config.api import ordering_parameter
+from common.api import ordering_parameter
 from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params, upload_request
 from labeling.models import Dataset, PromptRow, Role, Split
 from labeling.selectors.datasets import dataset_rows, datasets_for_project
@@ -79,7 +79,7 @@ class DatasetListCreateApi(Paginated, ProjectAPIView):
     )
     def post(self, request, project_id: int):
         access = self.access(request, project_id)
-        # An oversized body never gets here: config.uploads refuses it from its Content-Length, or
+        # An oversized body never gets here: common.uploads refuses it from its Content-Length, or
         # while its file streams in, before it is spooled (also on the CSRF check's first read).
         max_bytes = settings.RANKFORGE_MAX_UPLOAD_BYTES
         data = DatasetUploadInput(data=request.data)

@@ -5,7 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from labeling.apis.common import ProjectAPIView, upload_request
 from labeling.apis.comparisons import UploadInput, checked_size
 from labeling.external_formats import FORMATS

@@ -94,7 +94,7 @@ class OrderInput(serializers.Serializer):
 
 
 class RankingInput(serializers.Serializer):
-    reject_unknown_fields = True  # documented as additionalProperties: false (config/openapi.py)
+    reject_unknown_fields = True  # documented as additionalProperties: false (common/openapi.py)
     ranks = RanksField(required=False, help_text="{completion_id: rank}; omit when ranking per criterion")
     failed = serializers.ListField(child=serializers.IntegerField(), required=False, default=list)
     criteria = serializers.DictField(child=OrderInput(), required=False, help_text="{criterion_id: {ranks, failed}}")

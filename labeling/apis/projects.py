@@ -6,7 +6,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import JSONObjectField
+from common.api import JSONObjectField
 from labeling.access import can_create_projects, is_platform_admin
 from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
 from labeling.models import AlignmentCriterion, Membership, Project, Role

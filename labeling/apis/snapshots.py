@@ -84,7 +84,7 @@ class CriterionOptionField(serializers.Field):
 
 
 class SnapshotInput(serializers.Serializer):
-    reject_unknown_fields = True  # validate() refuses unknown options: additionalProperties: false (config/openapi.py)
+    reject_unknown_fields = True  # validate() refuses unknown options: additionalProperties: false (common/openapi.py)
     mode = serializers.ChoiceField(choices=conversion.MODES, default=conversion.PER_LABELER)
     criterion = CriterionOptionField(required=False, allow_null=True, default=None)
     min_agreement = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)

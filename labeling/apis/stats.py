@@ -4,7 +4,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from config.api import comma_separated_parameter
+from common.api import comma_separated_parameter
 from labeling.apis.common import ProjectAPIView, reject_unknown_params
 from labeling.models import LabelSource, Role
 from labeling.selectors.stats import DEFAULT_SOURCES, QUALITY_BUCKET_PP, QUALITY_WINDOW, project_stats

@@ -7,7 +7,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from config.api import NUL_MESSAGE, _has_nul, ordering_parameter
+from common.api import NUL_MESSAGE, _has_nul, ordering_parameter
 from labeling.apis.common import Paginated, ProjectAPIView, ordered, paginate, reject_unknown_params
 from labeling.models import Project, PromptTemplate, Role
 from labeling.selectors.datasets import (
@@ -101,7 +101,7 @@ class TemplateDraftInput(serializers.Serializer):
 
 
 class TemplatePreviewInput(serializers.Serializer):
-    # validate()'s rule, in the schema (config/openapi.py): exactly one of row_id, index, row; dataset
+    # validate()'s rule, in the schema (common/openapi.py): exactly one of row_id, index, row; dataset
     # only with index.
     schema_rules = {
         "oneOf": [{"required": ["row_id"]}, {"required": ["index"]}, {"required": ["row"]}],

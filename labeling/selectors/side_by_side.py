@@ -6,7 +6,7 @@ from collections import defaultdict
 from django.db.models import Count, Q, QuerySet
 from rest_framework.exceptions import NotFound, PermissionDenied
 
-from config.api import is_platform_admin
+from common.api import is_platform_admin
 from contracts.orders import read_orders
 from labeling import side_by_side
 from labeling.access import ROLE_RANK

@@ -13,7 +13,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from contracts.orders import read_orders
 from labeling.models import LabelSource, Project
 

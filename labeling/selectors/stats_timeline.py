@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth import get_user_model
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from labeling import agreement
 from labeling.models import Completion, LabelSource, Project, Ranking
 from labeling.selectors.stats import project_progress

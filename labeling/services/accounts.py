@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 
 
 def password_check(password: str, *, user, field: str = "password") -> None:

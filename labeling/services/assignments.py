@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.exceptions import Conflict, ServiceError
+from common.exceptions import Conflict, ServiceError
 from labeling.models import AssignmentState, LabelSource
 from labeling.ranking_rules import RankingError, normalize_order
 from labeling.services import lease_sql as sql

@@ -6,7 +6,7 @@ from typing import IO
 from django.conf import settings
 from django.db import transaction
 
-from config.exceptions import ServiceError, TooLarge
+from common.exceptions import ServiceError, TooLarge
 from labeling.models import Comparison, Completion, Project, Split
 from labeling.parsing import RowError, UploadTooLarge, iter_jsonl, require
 from labeling.ranking_rules import RankingError, normalize_order

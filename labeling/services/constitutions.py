@@ -3,7 +3,7 @@
 from django.db import transaction
 from django.db.models import Max
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from labeling.models import Constitution, Project
 from labeling.principles import DEFAULT_PRINCIPLES, FIELDS, PrincipleError, validate_principles
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import transaction
 
-from config.exceptions import ServiceError, TooLarge
+from common.exceptions import ServiceError, TooLarge
 from labeling.models import Dataset, Project, PromptRow, Split
 from labeling.parsing import RowError, iter_records
 from labeling.services.comparisons import import_error

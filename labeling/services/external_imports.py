@@ -47,7 +47,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models.functions import Lower
 
-from config.exceptions import ServiceError, TooLarge
+from common.exceptions import ServiceError, TooLarge
 from contracts.orders import make_order
 from labeling import archives
 from labeling.external_formats import (

@@ -6,7 +6,7 @@ from typing import IO
 
 from django.db import transaction
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from contracts.orders import make_order
 from labeling.models import LabelSource, Project, Ranking
 from labeling.parsing import RowError, require

@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from config.exceptions import Conflict, ServiceError
+from common.exceptions import Conflict, ServiceError
 from labeling.models import (
     AlignmentCriterion,
     Assignment,

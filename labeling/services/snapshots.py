@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from config.exceptions import Conflict, ServiceError, Unavailable
+from common.exceptions import Conflict, ServiceError, Unavailable
 from labeling import pair_files, tasks
 from labeling import pairs as conversion
 from labeling.models import PreferenceSnapshot, Project, SnapshotStatus

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from labeling import templating
 from labeling.models import Dataset, Project, PromptRow, PromptTemplate
 

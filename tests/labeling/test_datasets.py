@@ -4,7 +4,7 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from labeling.models import Dataset, PromptRow, Role
 from labeling.services.datasets import dataset_import, split_for
 from training.demo_data import DIALOGSUM, data_file

@@ -11,7 +11,7 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from config.exceptions import Conflict
+from common.exceptions import Conflict
 from labeling.models import Assignment, AssignmentState, Comparison, LabelSource, Ranking
 from labeling.services import lease_sql
 from labeling.services.assignments import NotYourLease, assignment_next, ranking_submit

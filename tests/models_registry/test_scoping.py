@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from labeling.models import Role
 from labeling.services.projects import project_create
 from models_registry import selectors, services

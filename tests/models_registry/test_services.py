@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from models_registry import artifacts, selectors, services, storage
 from models_registry.models import AliasAction, ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from labeling.models import Comparison, Completion, Role
 from labeling.services.comparisons import ParsedComparison, comparisons_create
 from labeling.services.datasets import dataset_import

@@ -170,7 +170,7 @@ def test_registered_outputs_belong_to_the_runs_project(project, scoped, tiny_mod
     other_folder = runs.run_folder(other_run.pk)
     other_folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(tiny_model_dir, other_folder / "model")
-    from config.exceptions import ServiceError
+    from common.exceptions import ServiceError
 
     with pytest.raises(ServiceError, match="is not a model of project"):
         OutputsRegistrar.for_run(other_run, other_folder).finish(result=result, succeeded=True)

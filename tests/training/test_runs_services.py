@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from training import tasks
 from training.models import RunEvent, RunState, TrainingRun
 from training.services import runs

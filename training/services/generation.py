@@ -18,7 +18,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 
-from config.exceptions import Conflict, ServiceError
+from common.exceptions import Conflict, ServiceError
 from labeling import templating
 from labeling.models import Comparison, Dataset, Project, ProjectKind, PromptRow, Split
 from labeling.services.comparisons import ParsedComparison, comparisons_create

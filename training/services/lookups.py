@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 
 RUNS_DIR = "runs"
 

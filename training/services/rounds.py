@@ -17,7 +17,7 @@ from pathlib import Path
 from django.db import transaction
 from django.db.models import Max
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from labeling.models import Project, ProjectKind, SideBySideEval
 from labeling.services.comparisons import ParsedComparison, comparisons_create
 from models_registry.models import ModelAlias

@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from labeling import templating
 from labeling.models import Dataset, PreferenceSnapshot, Project, PromptRow, PromptTemplate, SnapshotStatus, Split
 from labeling.services.snapshots import snapshot_file

@@ -32,7 +32,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from config.exceptions import Conflict, ServiceError
+from common.exceptions import Conflict, ServiceError
 from training import tasks
 from training.ml.configs import ConfigError, available_configs, config_for
 from training.models import LIVE_STATES, TERMINAL_STATES, RunEvent, RunEventType, RunKind, RunState, TrainingRun

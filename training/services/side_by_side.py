@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db import transaction
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from labeling.models import Dataset, Project, ProjectKind, PromptTemplate, SideBySideEntry, SideBySideEval, Split
 from labeling.services import side_by_side as sxs
 from models_registry.models import ModelVersion

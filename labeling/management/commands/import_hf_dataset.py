@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from django.core.management.base import BaseCommand, CommandError
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from labeling.models import Project
 from labeling.services.datasets import dataset_import
 

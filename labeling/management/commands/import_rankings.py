@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from labeling.external_formats import FORMATS
 from labeling.models import Project
 from labeling.services.external_imports import ON_ERROR, external_import

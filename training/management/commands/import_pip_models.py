@@ -22,7 +22,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from config.exceptions import ServiceError
+from common.exceptions import ServiceError
 from models_registry import artifacts, selectors, services, storage
 from models_registry.models import ArtifactFormat, Task
 from training.ml import convert

@@ -1,5 +1,5 @@
 """API habits every app shares (labeling, training, models_registry): platform roles, allow-listed
-filters and orderings, and pages. Lives in config because models_registry may not import labeling."""
+filters and orderings, and pages. Lives in common because models_registry may not import labeling."""
 
 import re
 

@@ -22,7 +22,7 @@ Both are derived from the generated paths, so a new route gets them without a ha
   x-www-form-urlencoded (OpenAPI's form encoding flattens an object; DRF reads JSON text).
 - **No NUL**: free-text strings of request bodies and query parameters carry a pattern that refuses
   NUL (PostgreSQL text cannot hold one; the API answers 400).
-- **Error responses.** Every error is ``{"detail", "errors"?}`` (config/exceptions.py). Documented per
+- **Error responses.** Every error is ``{"detail", "errors"?}`` (common/exceptions.py). Documented per
   operation from what it takes: 400 when it reads a body or query parameters, 401/403 when it needs a
   signed-in user, 404 when its path or body names an object, 409 on writes (state conflicts), 413/415 on
   bodies, 429 on the throttled sign-in views, and 503 everywhere (a database outage is a 503 with
@@ -303,7 +303,7 @@ def _form_bodies(operations: list, components: dict) -> None:
 
 
 # PostgreSQL text refuses NUL: DRF's CharField answers 400 to one, and so does every query parameter
-# (config.api.NulCharacterMiddleware). Said once for every free-text string a client sends.
+# (common.api.NulCharacterMiddleware). Said once for every free-text string a client sends.
 NO_NUL_PATTERN = "^[^\\x00]*$"
 
 
