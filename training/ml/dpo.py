@@ -25,7 +25,6 @@ Outputs: ``out/adapter`` (LoRA, role ``adapter``) and ``out/model`` (task ``caus
 ``merged`` with LoRA, ``full`` otherwise), each with the tokenizer.
 """
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -33,17 +32,8 @@ from typing import Any
 from training.ml.dpo_config import DPOConfig
 from training.ml.events import EventWriter
 from training.ml.generation import format_prompt
-from training.ml.hf_training import (
-    ADAPTER_DIR,
-    MODEL_DIR,
-    events_callback,
-    output,
-    peft_config,
-    read_jsonl,
-    resume_checkpoint,
-    torch_setup,
-    trainer_args,
-)
+from training.ml.hf_training import events_callback, gguf_kwargs, peft_config, read_jsonl, trainer_args
+from training.ml.train_report import Setup, TrainAndReport
 
 TASK = "causal-lm"
 EVAL_METRICS = {  # TRL's eval log name -> ours
@@ -58,8 +48,7 @@ EVAL_METRICS = {  # TRL's eval log name -> ours
 def load_tokenizer(config: DPOConfig):
     from transformers import AutoTokenizer
 
-    extra = {"gguf_file": config.gguf_file} if config.gguf_file else {}
-    tokenizer = AutoTokenizer.from_pretrained(config.model_path, **extra)
+    tokenizer = AutoTokenizer.from_pretrained(config.model_path, **gguf_kwargs(config))
     if tokenizer.eos_token_id is None:
         raise ValueError(f"the tokenizer of {config.model_path} has no eos token; each completion ends with it")
     if tokenizer.pad_token is None:
@@ -123,6 +112,22 @@ def read_pairs(path: str, tokenizer, config: DPOConfig) -> tuple[list[dict], int
     return examples, cut
 
 
+def load_models(config: DPOConfig, dtype: str, method: str):
+    """The policy and its reference: with LoRA None (TRL uses the policy with its adapters disabled),
+    for full fine-tuning a second, frozen copy."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    def load():
+        return AutoModelForCausalLM.from_pretrained(
+            config.model_path, dtype=getattr(torch, dtype), **gguf_kwargs(config)
+        )
+
+    policy = load()
+    # The copy is loaded here (not by TRL from the config's name) so a GGUF base works too.
+    return policy, load() if method == "full" else None
+
+
 def _trainer_class():
     from trl import DPOTrainer
     from trl.data_utils import get_dataset_column_names
@@ -143,130 +148,87 @@ def _evaluate(trainer) -> dict[str, float]:
     return {ours: float(measured[theirs]) for theirs, ours in EVAL_METRICS.items() if theirs in measured}
 
 
-def run(config: DPOConfig, out_dir: Path, events: EventWriter) -> dict:
-    import torch
-    import trl
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM
+class DPORun(TrainAndReport):
+    task = TASK
+    evaluation: list[dict] | None = None  # the tokenized eval pairs
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device, dtype = torch_setup(config)
-    method = "full" if config.peft_method == "none" else config.peft_method
-    started = time.monotonic()
+    def build(self, device: str, dtype: str) -> Setup:
+        import trl
+        from datasets import Dataset
 
-    tokenizer = load_tokenizer(config)
-    train, train_cut = read_pairs(config.train_file, tokenizer, config)
-    evaluation, eval_cut = read_pairs(config.eval_file, tokenizer, config) if config.eval_file else (None, 0)
-    for name, cut, rows in (("train", train_cut, train), ("eval", eval_cut, evaluation)):
-        if cut:
-            events.log(
-                f"{cut} of {len(rows)} {name} pairs were longer than max_length {config.max_length} tokens and lost "
-                "prompt tokens from the left (no pair dropped)",
-                "warning",
-            )
-    extra = {"gguf_file": config.gguf_file} if config.gguf_file else {}
-    model = AutoModelForCausalLM.from_pretrained(config.model_path, dtype=getattr(torch, dtype), **extra)
-    reference = None
-    if method == "full":  # loaded here (not by TRL from the config's name) so a GGUF base works too
-        reference = AutoModelForCausalLM.from_pretrained(config.model_path, dtype=getattr(torch, dtype), **extra)
-    train_tokens = sum(len(e["prompt_ids"]) * 2 + len(e["chosen_ids"]) + len(e["rejected_ids"]) for e in train)
-    events.log(
-        f"loaded {config.model_path} ({dtype}, {method}) and {len(train)} train pairs ({train_tokens} tokens)"
-        f"{f', {len(evaluation)} eval pairs' if evaluation else ''} in {time.monotonic() - started:.1f} s"
-    )
-
-    args = trl.DPOConfig(
-        **trainer_args(
-            config,
-            out_dir,
-            device=device,
-            dtype=dtype,
-            max_length=config.max_length,
-            beta=config.beta,
-            loss_type=[config.loss_type],
-            label_smoothing=config.label_smoothing,
+        config, events = self.config, self.events
+        started = time.monotonic()
+        tokenizer = load_tokenizer(config)
+        train, train_cut = read_pairs(config.train_file, tokenizer, config)
+        evaluation, eval_cut = read_pairs(config.eval_file, tokenizer, config) if config.eval_file else (None, 0)
+        for name, cut, rows in (("train", train_cut, train), ("eval", eval_cut, evaluation)):
+            if cut:
+                events.log(
+                    f"{cut} of {len(rows)} {name} pairs were longer than max_length {config.max_length} tokens and "
+                    "lost prompt tokens from the left (no pair dropped)",
+                    "warning",
+                )
+        model, reference = load_models(config, dtype, self.method)
+        train_tokens = sum(len(e["prompt_ids"]) * 2 + len(e["chosen_ids"]) + len(e["rejected_ids"]) for e in train)
+        self.log_loaded(
+            dtype,
+            started,
+            unit="pairs",
+            train=len(train),
+            tokens=train_tokens,
+            evaluation=len(evaluation) if evaluation else None,
         )
-    )
-    trainer = _trainer_class()(
-        model=model,
-        ref_model=reference,
-        args=args,
-        train_dataset=Dataset.from_list(train),
-        eval_dataset=Dataset.from_list(evaluation) if evaluation else None,
-        processing_class=tokenizer,
-        peft_config=peft_config(config, "CAUSAL_LM"),
-        callbacks=[events_callback(events)],
-    )
-    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in trainer.model.parameters())
-    events.log(f"{method}: {trainable:,} trainable parameters of {total:,} ({100 * trainable / total:.3f}%)")
 
-    metrics: dict[str, Any] = {}
-    checkpoint = resume_checkpoint(out_dir)
-    if checkpoint:
-        events.log(f"resuming from {Path(checkpoint).name} (an earlier attempt's checkpoint)")
-        metrics["resumed_from"] = Path(checkpoint).name
-    elif evaluation and config.eval_before:
-        before = _evaluate(trainer)
-        metrics.update({f"{name}_before": value for name, value in before.items()})
-        events.log(f"before training: eval preference accuracy {before.get('eval_rewards_accuracy', 0):.3f}")
+        args = trl.DPOConfig(
+            **trainer_args(
+                config,
+                self.out_dir,
+                device=device,
+                dtype=dtype,
+                max_length=config.max_length,
+                beta=config.beta,
+                loss_type=[config.loss_type],
+                label_smoothing=config.label_smoothing,
+            )
+        )
+        trainer = _trainer_class()(
+            model=model,
+            ref_model=reference,
+            args=args,
+            train_dataset=Dataset.from_list(train),
+            eval_dataset=Dataset.from_list(evaluation) if evaluation else None,
+            processing_class=tokenizer,
+            peft_config=peft_config(config, "CAUSAL_LM"),
+            callbacks=[events_callback(events)],
+        )
+        self.evaluation = evaluation
+        data = {"train_pairs": len(train), "train_pairs_cut": train_cut, "train_tokens": train_tokens}
+        return Setup(trainer, tokenizer, data)
 
-    train_started = time.monotonic()
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    train_seconds = time.monotonic() - train_started
-    metrics.update(
-        {
-            "train_loss": float(result.training_loss),
-            "steps": int(result.global_step),
-            "train_pairs": len(train),
-            "train_pairs_cut": train_cut,
-            "train_tokens": train_tokens,
-            "train_seconds": round(train_seconds, 1),
+    def evaluate_before(self, setup: Setup) -> dict[str, Any]:
+        if not (self.evaluation and self.config.eval_before):
+            return {}
+        before = _evaluate(setup.trainer)
+        self.events.log(f"before training: eval preference accuracy {before.get('eval_rewards_accuracy', 0):.3f}")
+        return {f"{name}_before": value for name, value in before.items()}
+
+    def kind_metrics(self, result, train_seconds: float) -> dict[str, Any]:
+        return {
             "seconds_per_step": round(train_seconds / max(result.global_step, 1), 2),
-            "trainable_params": trainable,
-            "total_params": total,
-            "peft_method": method,
-            "learning_rate": config.learning_rate,
-            "beta": config.beta,
-            "loss_type": config.loss_type,
+            "beta": self.config.beta,
+            "loss_type": self.config.loss_type,
         }
-    )
-    if evaluation:
-        after = _evaluate(trainer)
-        metrics.update(after)
-        metrics["eval_pairs"] = len(evaluation)
-        events.log(
+
+    def evaluate(self, setup: Setup, steps: int) -> dict[str, Any]:
+        if not self.evaluation:
+            return {}
+        after = _evaluate(setup.trainer)
+        self.events.log(
             f"after training: eval preference accuracy {after.get('eval_rewards_accuracy', 0):.3f}, "
             f"reward margin {after.get('eval_rewards_margin', 0):.4f}"
         )
-
-    outputs = _save(trainer.model, tokenizer, config, out_dir, method)
-    events.log(f"saved {', '.join(o['dir'] for o in outputs)} in {out_dir}")
-    return {"outputs": outputs, "metrics": metrics}
+        return {**after, "eval_pairs": len(self.evaluation)}
 
 
-def _replace_folder(folder: Path) -> Path:
-    if folder.exists():
-        shutil.rmtree(folder)
-    return folder
-
-
-def _save(model, tokenizer, config: DPOConfig, out_dir: Path, method: str) -> list[dict]:
-    model.eval()
-    if method == "full":
-        folder = _replace_folder(out_dir / MODEL_DIR)
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        return [output(MODEL_DIR, TASK, "full")]
-    adapter = _replace_folder(out_dir / ADAPTER_DIR)
-    model.save_pretrained(adapter)
-    tokenizer.save_pretrained(adapter)
-    outputs = [output(ADAPTER_DIR, TASK, "adapter", peft_method=method)]
-    if config.merge_adapter:
-        folder = _replace_folder(out_dir / MODEL_DIR)
-        merged = model.merge_and_unload()
-        merged.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        outputs.append(output(MODEL_DIR, TASK, "merged"))
-    return outputs
+def run(config: DPOConfig, out_dir: Path, events: EventWriter) -> dict:
+    return DPORun(config, out_dir, events).run()

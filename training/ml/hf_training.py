@@ -8,7 +8,8 @@
 - ``resume_checkpoint(out_dir)``: the newest complete checkpoint of an earlier attempt, or None.
 - ``torch_setup(config)``: threads and seed; ``resolve_dtype``; ``read_jsonl`` with line-numbered errors.
 - ``peft_config(config, task_type)``: LoRA / prompt tuning from :class:`~training.ml.configs.PeftOptions`.
-- ``save_outputs``: where a kind writes what the platform registers (see ``OUTPUTS``).
+- ``gguf_kwargs(config)``: the ``from_pretrained`` keywords that read a GGUF file when the config names one.
+- ``save_outputs``: writes what the platform registers (the output convention below).
 
 Output convention (the platform registers these after a successful run): the final model goes to
 ``out/model`` (a plain Hugging Face folder, full weights: merged when the run trained adapters);
@@ -20,6 +21,7 @@ where each output is ``{"dir": "model", "task": "causal-lm" | "reward-model" | .
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,11 @@ from training.ml.events import EventWriter
 CHECKPOINTS = "checkpoints"
 MODEL_DIR = "model"
 ADAPTER_DIR = "adapter"
+
+
+def gguf_kwargs(config) -> dict:
+    """``{"gguf_file": ...}`` for ``from_pretrained`` when the config names a GGUF file, else nothing."""
+    return {"gguf_file": config.gguf_file} if config.gguf_file else {}
 
 
 def resolve_device(device: str) -> str:
@@ -206,3 +213,36 @@ def write_json(path: Path, data: Any) -> None:
 def output(dir_name: str, task: str, role: str, **extra: Any) -> dict:
     """One entry of a run result's ``outputs`` (see the module docstring)."""
     return {"dir": dir_name, "task": task, "role": role, **extra}
+
+
+def _emptied(folder: Path) -> Path:
+    """``folder`` with what an earlier attempt left there gone."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    return folder
+
+
+def save_outputs(model, tokenizer, out_dir: Path, *, task: str, method: str, merge: bool) -> list[dict]:
+    """The trained model's folders, each with the tokenizer, and their ``outputs`` entries.
+
+    ``full``: ``out/model`` (role ``full``). Adapters (``lora``, ``prompt_tuning``): ``out/adapter``
+    (role ``adapter``) and, with ``merge``, the adapters merged into the base in ``out/model``
+    (role ``merged``).
+    """
+    model.eval()
+    if method == "full":
+        folder = _emptied(out_dir / MODEL_DIR)
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        return [output(MODEL_DIR, task, "full")]
+    adapter = _emptied(out_dir / ADAPTER_DIR)
+    model.save_pretrained(adapter)
+    tokenizer.save_pretrained(adapter)
+    outputs = [output(ADAPTER_DIR, task, "adapter", peft_method=method)]
+    if merge:
+        folder = _emptied(out_dir / MODEL_DIR)
+        merged = model.merge_and_unload()
+        merged.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        outputs.append(output(MODEL_DIR, task, "merged"))
+    return outputs

@@ -32,26 +32,16 @@ adapters also go to ``out/adapter``), with the tokenizer. It loads with
 :class:`training.ml.rewards.RewardModelScorer`, which reads the same text.
 """
 
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from training.ml.events import EventWriter
-from training.ml.hf_training import (
-    ADAPTER_DIR,
-    MODEL_DIR,
-    events_callback,
-    output,
-    peft_config,
-    read_jsonl,
-    resume_checkpoint,
-    torch_setup,
-    trainer_args,
-)
+from training.ml.hf_training import events_callback, gguf_kwargs, peft_config, read_jsonl, trainer_args
 from training.ml.reward_model_config import RewardModelConfig
 from training.ml.rewards import reward_text
+from training.ml.train_report import Setup, TrainAndReport
 
 TASK = "reward-model"
 HEAD_NAMES = ("score", "classifier")  # the new head of a causal LM / of an encoder (BERT)
@@ -60,8 +50,7 @@ HEAD_NAMES = ("score", "classifier")  # the new head of a causal LM / of an enco
 def load_tokenizer(config: RewardModelConfig):
     from transformers import AutoTokenizer
 
-    extra = {"gguf_file": config.gguf_file} if config.gguf_file else {}
-    tokenizer = AutoTokenizer.from_pretrained(config.model_path, **extra)
+    tokenizer = AutoTokenizer.from_pretrained(config.model_path, **gguf_kwargs(config))
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise ValueError(f"the tokenizer of {config.model_path} has neither a pad nor an eos token")
@@ -163,10 +152,13 @@ def load_model(config: RewardModelConfig, tokenizer, dtype: str):
     from transformers import AutoModelForSequenceClassification
     from trl.trainer.reward_trainer import suppress_seqcls_warning
 
-    extra = {"gguf_file": config.gguf_file} if config.gguf_file else {}
     with suppress_seqcls_warning():
         model = AutoModelForSequenceClassification.from_pretrained(
-            config.model_path, num_labels=1, dtype=getattr(torch, dtype), ignore_mismatched_sizes=True, **extra
+            config.model_path,
+            num_labels=1,
+            dtype=getattr(torch, dtype),
+            ignore_mismatched_sizes=True,
+            **gguf_kwargs(config),
         )
     if config.gguf_file:
         model = _without_gguf_marks(model, getattr(torch, dtype))
@@ -270,126 +262,102 @@ def pairwise_accuracy(model, examples: list[dict], *, pad_token_id: int, batch_s
     }
 
 
-def _replace_folder(folder: Path) -> Path:
-    if folder.exists():
-        shutil.rmtree(folder)
-    return folder
+class RewardModelRun(TrainAndReport):
+    task = TASK
+    share_decimals = 2
+    max_length: int  # the config's, capped at the model's position window
+    evaluation: Pairs | None = None
+
+    def build(self, device: str, dtype: str) -> Setup:
+        from datasets import Dataset
+        from trl import RewardConfig
+
+        config, events = self.config, self.events
+        started = time.monotonic()
+        tokenizer = load_tokenizer(config)
+        model = load_model(config, tokenizer, dtype)
+        self.max_length = _within_window(config.max_length, model, events)
+        encoder = TextEncoder(tokenizer, self.max_length, append_eos=config.append_eos)
+        train = read_pairs(config.train_file, encoder, config)
+        self.evaluation = read_pairs(config.eval_file, encoder, config) if config.eval_file else None
+        for name, pairs in (("train", train), ("eval", self.evaluation)):
+            if pairs is not None and pairs.cut:
+                events.log(
+                    f"{pairs.cut} of {2 * len(pairs.examples)} {name} texts were longer than {self.max_length} tokens "
+                    "and lost tokens from the left (no pair dropped)",
+                    "warning",
+                )
+        self.log_loaded(
+            dtype,
+            started,
+            unit="pairs",
+            train=len(train.examples),
+            tokens=train.tokens,
+            evaluation=len(self.evaluation.examples) if self.evaluation is not None else None,
+        )
+
+        trainer_class, collator_class = _trainer_class()
+        args = RewardConfig(
+            **trainer_args(
+                config,
+                self.out_dir,
+                device=device,
+                dtype=dtype,
+                max_length=None,  # already fitted: TRL's length filter would only drop pairs
+                center_rewards_coefficient=config.center_rewards_coefficient,
+            )
+        )
+        head = next((name for name in HEAD_NAMES if hasattr(model, name)), None)
+        evaluated_in_training = self.evaluation is not None and config.eval_steps > 0
+        trainer = trainer_class(
+            model=model,
+            args=args,
+            data_collator=collator_class(pad_token_id=tokenizer.pad_token_id),
+            train_dataset=Dataset.from_list(train.examples),
+            eval_dataset=Dataset.from_list(self.evaluation.examples) if evaluated_in_training else None,
+            processing_class=tokenizer,
+            peft_config=peft_config(config, "SEQ_CLS", modules_to_save=[head] if head else None),
+            callbacks=[events_callback(events)],
+        )
+        data = {"train_pairs": len(train.examples), "train_tokens": train.tokens, "train_texts_cut": train.cut}
+        return Setup(trainer, tokenizer, data)
+
+    def kind_metrics(self, result, train_seconds: float) -> dict[str, Any]:
+        return {"max_length": self.max_length}
+
+    def evaluate(self, setup: Setup, steps: int) -> dict[str, Any]:
+        """The pairwise accuracy and mean margin on the eval split, scored here (see the module docstring)."""
+        if self.evaluation is None:
+            return {}
+        eval_started = time.monotonic()
+        measured = pairwise_accuracy(
+            setup.trainer.model,
+            self.evaluation.examples,
+            pad_token_id=setup.tokenizer.pad_token_id,
+            batch_size=self.config.per_device_eval_batch_size,
+        )
+        for name in ("accuracy", "mean_margin"):
+            self.events.metric(f"eval_{name}", measured[name], step=steps)
+        pairs = len(self.evaluation.examples)
+        self.events.log(
+            f"eval: pairwise accuracy {measured['accuracy']:.3f} on {pairs} pairs, "
+            f"mean margin {measured['mean_margin']:.3f} ({time.monotonic() - eval_started:.1f} s)"
+        )
+        eval_metrics = {f"eval_{name}": value for name, value in measured.items()}
+        return {**eval_metrics, "eval_pairs": pairs, "eval_texts_cut": self.evaluation.cut}
+
+    def merges_adapter(self) -> bool:
+        return True  # the merged folder is what a reward model registers (its config has no merge_adapter)
 
 
-def run(config: RewardModelConfig, out_dir: Path, events: EventWriter) -> dict:
-    from datasets import Dataset
-    from trl import RewardConfig
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device, dtype = torch_setup(config)
-    method = "full" if config.peft_method == "none" else config.peft_method
-    started = time.monotonic()
-
-    tokenizer = load_tokenizer(config)
-    model = load_model(config, tokenizer, dtype)
-    max_length = config.max_length
+def _within_window(max_length: int, model, events: EventWriter) -> int:
+    """``max_length``, capped at the model's position window (with a warning)."""
     window = getattr(model.config, "max_position_embeddings", None)
     if window and window < max_length:
         events.log(f"max_length {max_length} is beyond the model's {window} positions: using {window}", "warning")
-        max_length = window
-    encoder = TextEncoder(tokenizer, max_length, append_eos=config.append_eos)
-    train = read_pairs(config.train_file, encoder, config)
-    evaluation = read_pairs(config.eval_file, encoder, config) if config.eval_file else None
-    for name, pairs in (("train", train), ("eval", evaluation)):
-        if pairs is not None and pairs.cut:
-            events.log(
-                f"{pairs.cut} of {2 * len(pairs.examples)} {name} texts were longer than {max_length} tokens and lost "
-                "tokens from the left (no pair dropped)",
-                "warning",
-            )
-    events.log(
-        f"loaded {config.model_path} ({dtype}, {method}) and {len(train.examples)} train pairs ({train.tokens} tokens)"
-        f"{f', {len(evaluation.examples)} eval pairs' if evaluation else ''} in {time.monotonic() - started:.1f} s"
-    )
-
-    trainer_class, collator_class = _trainer_class()
-    args = RewardConfig(
-        **trainer_args(
-            config,
-            out_dir,
-            device=device,
-            dtype=dtype,
-            max_length=None,  # already fitted: TRL's length filter would only drop pairs
-            center_rewards_coefficient=config.center_rewards_coefficient,
-        )
-    )
-    head = next((name for name in HEAD_NAMES if hasattr(model, name)), None)
-    trainer = trainer_class(
-        model=model,
-        args=args,
-        data_collator=collator_class(pad_token_id=tokenizer.pad_token_id),
-        train_dataset=Dataset.from_list(train.examples),
-        eval_dataset=Dataset.from_list(evaluation.examples) if evaluation and config.eval_steps > 0 else None,
-        processing_class=tokenizer,
-        peft_config=peft_config(config, "SEQ_CLS", modules_to_save=[head] if head else None),
-        callbacks=[events_callback(events)],
-    )
-    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in trainer.model.parameters())
-    events.log(f"{method}: {trainable:,} trainable parameters of {total:,} ({100 * trainable / total:.2f}%)")
-
-    checkpoint = resume_checkpoint(out_dir)
-    if checkpoint:
-        events.log(f"resuming from {Path(checkpoint).name} (an earlier attempt's checkpoint)")
-    train_started = time.monotonic()
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    train_seconds = time.monotonic() - train_started
-
-    metrics: dict[str, Any] = {
-        "train_loss": float(result.training_loss),
-        "steps": int(result.global_step),
-        "train_pairs": len(train.examples),
-        "train_tokens": train.tokens,
-        "train_texts_cut": train.cut,
-        "train_seconds": round(train_seconds, 1),
-        "trainable_params": trainable,
-        "total_params": total,
-        "peft_method": method,
-        "learning_rate": config.learning_rate,
-        "max_length": max_length,
-    }
-    if checkpoint:
-        metrics["resumed_from"] = Path(checkpoint).name
-    if evaluation is not None:
-        eval_started = time.monotonic()
-        measured = pairwise_accuracy(
-            trainer.model,
-            evaluation.examples,
-            pad_token_id=tokenizer.pad_token_id,
-            batch_size=config.per_device_eval_batch_size,
-        )
-        metrics.update({f"eval_{name}": value for name, value in measured.items()})
-        metrics.update(eval_pairs=len(evaluation.examples), eval_texts_cut=evaluation.cut)
-        for name in ("accuracy", "mean_margin"):
-            events.metric(f"eval_{name}", measured[name], step=metrics["steps"])
-        events.log(
-            f"eval: pairwise accuracy {measured['accuracy']:.3f} on {len(evaluation.examples)} pairs, "
-            f"mean margin {measured['mean_margin']:.3f} ({time.monotonic() - eval_started:.1f} s)"
-        )
-
-    outputs = _save(trainer.model, tokenizer, out_dir, method)
-    events.log(f"saved {', '.join(o['dir'] for o in outputs)} in {out_dir}")
-    return {"outputs": outputs, "metrics": metrics}
+        return window
+    return max_length
 
 
-def _save(model, tokenizer, out_dir: Path, method: str) -> list[dict]:
-    model.eval()
-    if method == "full":
-        folder = _replace_folder(out_dir / MODEL_DIR)
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        return [output(MODEL_DIR, TASK, "full")]
-    adapter = _replace_folder(out_dir / ADAPTER_DIR)
-    model.save_pretrained(adapter)
-    tokenizer.save_pretrained(adapter)
-    folder = _replace_folder(out_dir / MODEL_DIR)
-    merged = model.merge_and_unload()
-    merged.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return [output(ADAPTER_DIR, TASK, "adapter", peft_method=method), output(MODEL_DIR, TASK, "merged")]
+def run(config: RewardModelConfig, out_dir: Path, events: EventWriter) -> dict:
+    return RewardModelRun(config, out_dir, events).run()

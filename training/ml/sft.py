@@ -36,26 +36,14 @@ generating from a prompt-tuned model works with the generation module's ``genera
 ``adapter_config.json`` records the base's path at training time (``base_model_name_or_path``).
 """
 
-import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from training.ml.events import EventWriter
 from training.ml.generation import format_prompt
-from training.ml.hf_training import (
-    ADAPTER_DIR,
-    MODEL_DIR,
-    events_callback,
-    output,
-    peft_config,
-    read_jsonl,
-    resume_checkpoint,
-    torch_setup,
-    trainer_args,
-)
+from training.ml.hf_training import events_callback, gguf_kwargs, peft_config, read_jsonl, torch_setup, trainer_args
 from training.ml.sft_config import SFTConfig
+from training.ml.train_report import Setup, TrainAndReport
 
 TASK = "causal-lm"
 
@@ -63,8 +51,7 @@ TASK = "causal-lm"
 def load_tokenizer(config: SFTConfig):
     from transformers import AutoTokenizer
 
-    extra = {"gguf_file": config.gguf_file} if config.gguf_file else {}
-    tokenizer = AutoTokenizer.from_pretrained(config.model_path, **extra)
+    tokenizer = AutoTokenizer.from_pretrained(config.model_path, **gguf_kwargs(config))
     if tokenizer.eos_token_id is None:
         raise ValueError(
             f"the tokenizer of {config.model_path} has no eos token; SFT teaches the model to stop with it"
@@ -122,130 +109,73 @@ def _dataset(tokenizer, path: str, config: SFTConfig, events: EventWriter):
     return Dataset.from_list(examples), sum(len(e["input_ids"]) for e in examples)
 
 
-def _replace_folder(folder: Path) -> Path:
-    """An empty ``folder`` (what an earlier attempt left there goes)."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    return folder
+class SFTRun(TrainAndReport):
+    task = TASK
 
+    def build(self, device: str, dtype: str) -> Setup:
+        import torch
+        import trl
+        from transformers import AutoModelForCausalLM
+        from trl import SFTTrainer
 
-@dataclass
-class Setup:
-    trainer: Any
-    tokenizer: Any
-    method: str  # lora | prompt_tuning | full
-    train_rows: int
-    train_tokens: int
-    trainable_params: int
-    total_params: int
+        config, events = self.config, self.events
+        started = time.monotonic()
+        tokenizer = load_tokenizer(config)
+        train_dataset, train_tokens = _dataset(tokenizer, config.train_file, config, events)
+        eval_dataset = _dataset(tokenizer, config.eval_file, config, events)[0] if config.eval_file else None
+        model = AutoModelForCausalLM.from_pretrained(
+            config.model_path, dtype=getattr(torch, dtype), **gguf_kwargs(config)
+        )
+        self.log_loaded(
+            dtype,
+            started,
+            unit="rows",
+            train=len(train_dataset),
+            tokens=train_tokens,
+            evaluation=len(eval_dataset) if eval_dataset is not None else None,
+        )
+        args = trl.SFTConfig(
+            **trainer_args(
+                config,
+                self.out_dir,
+                device=device,
+                dtype=dtype,
+                max_length=config.max_length,
+                completion_only_loss=config.completion_only_loss,
+            )
+        )
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=tokenizer,
+            peft_config=peft_config(config, "CAUSAL_LM", tokenizer_path=config.model_path),
+            callbacks=[events_callback(events)],
+        )
+        return Setup(trainer, tokenizer, {"train_rows": len(train_dataset), "train_tokens": train_tokens})
+
+    def train_loss(self, setup: Setup, result, checkpoint: str | None) -> float | None:
+        """The mean loss of this attempt's steps (the Trainer's); an attempt that resumed at the last
+        checkpoint trains no step, so it reports the mean of the losses logged before."""
+        start = int(Path(checkpoint).name.rpartition("-")[2]) if checkpoint else 0
+        if result.global_step > start:
+            return float(result.training_loss)
+        logged = [entry["loss"] for entry in setup.trainer.state.log_history if "loss" in entry]
+        return float(sum(logged) / len(logged)) if logged else None
+
+    def evaluate(self, setup: Setup, steps: int) -> dict[str, float]:
+        if setup.trainer.eval_dataset is None:
+            return {}
+        evaluation = setup.trainer.evaluate()  # the events callback emits it as a metric event
+        return {"eval_loss": float(evaluation["eval_loss"])}
 
 
 def build_trainer(config: SFTConfig, out_dir: Path, events: EventWriter) -> Setup:
-    """The tokenizer, the tokenized data sets, the model (with its PEFT wrapper) and the SFTTrainer."""
-    import torch
-    import trl
-    from transformers import AutoModelForCausalLM
-    from trl import SFTTrainer
-
-    device, dtype = torch_setup(config)
-    method = "full" if config.peft_method == "none" else config.peft_method
-    started = time.monotonic()
-    tokenizer = load_tokenizer(config)
-    train_dataset, train_tokens = _dataset(tokenizer, config.train_file, config, events)
-    eval_dataset = _dataset(tokenizer, config.eval_file, config, events)[0] if config.eval_file else None
-    extra = {"gguf_file": config.gguf_file} if config.gguf_file else {}
-    model = AutoModelForCausalLM.from_pretrained(config.model_path, dtype=getattr(torch, dtype), **extra)
-    events.log(
-        f"loaded {config.model_path} ({dtype}, {method}) and {len(train_dataset)} train rows "
-        f"({train_tokens} tokens){f', {len(eval_dataset)} eval rows' if eval_dataset is not None else ''} "
-        f"in {time.monotonic() - started:.1f} s"
-    )
-    args = trl.SFTConfig(
-        **trainer_args(
-            config,
-            out_dir,
-            device=device,
-            dtype=dtype,
-            max_length=config.max_length,
-            completion_only_loss=config.completion_only_loss,
-        )
-    )
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
-        processing_class=tokenizer,
-        peft_config=peft_config(config, "CAUSAL_LM", tokenizer_path=config.model_path),
-        callbacks=[events_callback(events)],
-    )
-    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in trainer.model.parameters())
-    events.log(f"{method}: {trainable:,} trainable parameters of {total:,} ({100 * trainable / total:.3f}%)")
-    return Setup(trainer, tokenizer, method, len(train_dataset), train_tokens, trainable, total)
+    """The tokenizer, the tokenized data sets, the model (with its PEFT wrapper) and the SFTTrainer,
+    as a run builds them (without training: the tests read its batches)."""
+    return SFTRun(config, out_dir, events).build(*torch_setup(config))
 
 
 def run(config: SFTConfig, out_dir: Path, events: EventWriter) -> dict:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    setup = build_trainer(config, out_dir, events)
-    trainer = setup.trainer
-
-    checkpoint = resume_checkpoint(out_dir)
-    if checkpoint:
-        events.log(f"resuming from {Path(checkpoint).name} (an earlier attempt's checkpoint)")
-    train_started = time.monotonic()
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    train_seconds = time.monotonic() - train_started
-
-    metrics = {
-        "train_loss": _train_loss(trainer, result, checkpoint),
-        "steps": int(result.global_step),
-        "train_rows": setup.train_rows,
-        "train_tokens": setup.train_tokens,
-        "train_seconds": round(train_seconds, 1),
-        "trainable_params": setup.trainable_params,
-        "total_params": setup.total_params,
-        "peft_method": setup.method,
-        "learning_rate": config.learning_rate,
-    }
-    if checkpoint:
-        metrics["resumed_from"] = Path(checkpoint).name
-    if trainer.eval_dataset is not None:
-        evaluation = trainer.evaluate()
-        metrics["eval_loss"] = float(evaluation["eval_loss"])  # the callback emitted it as a metric event
-
-    outputs = _save(trainer, setup.tokenizer, config, out_dir, setup.method)
-    events.log(f"saved {', '.join(o['dir'] for o in outputs)} in {out_dir}")
-    return {"outputs": outputs, "metrics": metrics}
-
-
-def _train_loss(trainer, result, checkpoint: str | None) -> float | None:
-    """The mean loss of this attempt's steps (the Trainer's); an attempt that resumed at the last
-    checkpoint trains no step, so it reports the mean of the losses logged before."""
-    start = int(Path(checkpoint).name.rpartition("-")[2]) if checkpoint else 0
-    if result.global_step > start:
-        return float(result.training_loss)
-    logged = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    return float(sum(logged) / len(logged)) if logged else None
-
-
-def _save(trainer, tokenizer, config: SFTConfig, out_dir: Path, method: str) -> list[dict]:
-    model = trainer.model
-    model.eval()
-    if method == "full":
-        folder = _replace_folder(out_dir / MODEL_DIR)
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        return [output(MODEL_DIR, TASK, "full")]
-    adapter = _replace_folder(out_dir / ADAPTER_DIR)
-    model.save_pretrained(adapter)
-    tokenizer.save_pretrained(adapter)
-    outputs = [output(ADAPTER_DIR, TASK, "adapter", peft_method=method)]
-    if method == "lora" and config.merge_adapter:
-        folder = _replace_folder(out_dir / MODEL_DIR)
-        merged = model.merge_and_unload()
-        merged.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        outputs.append(output(MODEL_DIR, TASK, "merged"))
-    return outputs
+    return SFTRun(config, out_dir, events).run()
