@@ -3,7 +3,9 @@
 ``execute(run_id)`` (called by the Celery task):
 
 1. ``queued -> running`` under the row lock, and nothing at all unless the run is still queued;
-2. writes ``run.json`` into ``ARTIFACT_ROOT/runs/<id>/`` and starts
+2. writes ``run.json`` into the run's work folder (``runs/<id>/`` on this worker's disk, under the
+   artifact store's local root: ``lookups.run_folder``; with S3, input files the store holds for the
+   run and the folder lacks are downloaded first) and starts
    ``python -m training.ml KIND --config run.json --out <that folder>`` in its own process group
    (``start_new_session``), with bounded CPU threads and an allow-listed environment (no credentials);
 3. reads its stdout (JSON-lines events, :mod:`training.ml.events`) and stderr on two threads and
@@ -15,7 +17,10 @@
    ``RANKFORGE_RUN_POLL_S``: ``cancelling`` sends SIGTERM to the process group and SIGKILL after
    ``RANKFORGE_RUN_KILL_GRACE_S``; a run that another process ended (the sweep) is stopped too;
 5. ends the run: cancelled after a cancel, succeeded on exit 0, else failed with the last error
-   event (or the tail of stderr) and how the process ended.
+   event (or the tail of stderr) and how the process ended. Before that, with ``ARTIFACT_STORAGE=s3``,
+   the folder's finished files (``lookups.run_published_files``) are published to ``runs/<id>`` in
+   the store, so that readers on other machines find them (``lookups.run_file_open``); a run that
+   would succeed fails when they cannot be stored.
 
 Faults (:mod:`training.supervision`): every database touch is guarded, so the run goes on through a
 database outage of up to ``RANKFORGE_RUN_DB_OUTAGE_S`` and its events are stored once the database
@@ -43,13 +48,15 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from common import storage as store
 from contracts.events import parse_event
 from models_registry import storage
 from training.kinds import KINDS
 from training.models import LIVE_STATES, TERMINAL_STATES, RunEventType, RunState, TrainingRun
 from training.progress_report import ProgressReport
 from training.services import runs
-from training.services.run_inputs import REGISTRY_PREFIX
+from training.services.lookups import run_published_files, run_relpath
+from training.services.run_inputs import REGISTRY_PREFIX, STORE_FILE_PREFIX
 from training.services.runs import StaleAttempt
 from training.supervision import (
     DOWN,
@@ -87,15 +94,23 @@ def command(run: TrainingRun, config_path: Path, folder: Path, *, gpus: int = 1)
     return [sys.executable, *args]
 
 
+def _local(value):
+    if not isinstance(value, str):
+        return value
+    if value.startswith(REGISTRY_PREFIX):
+        return str(storage.materialize(value.removeprefix(REGISTRY_PREFIX)))
+    if value.startswith(STORE_FILE_PREFIX):
+        folder, _, name = value.removeprefix(STORE_FILE_PREFIX).rpartition("/")
+        return str(store.materialize(folder) / name)
+    return value
+
+
 def materialize_config(config: dict) -> dict:
     """The config with every ``registry:<path>`` value (``run_inputs.version_folder`` with artifacts on
-    S3) replaced by a local folder: the worker downloads the version when the run starts."""
-    return {
-        key: str(storage.materialize(value.removeprefix(REGISTRY_PREFIX)))
-        if isinstance(value, str) and value.startswith(REGISTRY_PREFIX)
-        else value
-        for key, value in config.items()
-    }
+    S3) replaced by a local folder, and every ``store-file:<folder>/<name>`` (``run_inputs.store_file``:
+    a snapshot's pairs) by a file in a local copy of its folder: the worker downloads them when the run
+    starts (once: ``materialize`` keeps a verified cache), never the web process."""
+    return {key: _local(value) for key, value in config.items()}
 
 
 def _pump(name: str, stream, out: queue.Queue) -> None:
@@ -253,6 +268,43 @@ class Supervisor:
             kill_group(self.process.pid, signal.SIGKILL)
             self.killed = True
 
+    def _fetch_inputs(self) -> None:
+        """With S3, the run's files that the store holds and this worker's folder lacks (inputs written
+        on another machine, or what an earlier attempt elsewhere left) are downloaded into the folder."""
+        if not store.on_s3():
+            return
+        relpath = run_relpath(self.run.pk)
+        try:
+            stored = store.list_files(relpath)
+        except FileNotFoundError:
+            return
+        for name, _size in stored:
+            target = self.folder / name
+            if target.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            incoming = target.with_name(f".{target.name}.download")  # hidden: never published
+            try:
+                with store.open_file(relpath, name) as source, incoming.open("wb") as out:
+                    while block := source.read(store.CHUNK):
+                        out.write(block)
+                incoming.replace(target)
+            finally:
+                incoming.unlink(missing_ok=True)
+
+    def _publish_files(self) -> str | None:
+        """With S3, put the folder's finished files in the store (``runs/<id>``); the error, if that
+        failed (the local backend keeps them where they are: nothing to do)."""
+        if not store.on_s3():
+            return None
+        try:
+            with self._beating():
+                store.publish_copy(self.folder, run_relpath(self.run.pk), names=run_published_files(self.folder))
+        except Exception as exc:
+            logger.exception("run %s: publishing its files failed", self.run.pk)
+            return f"could not store the run's files: {type(exc).__name__}: {exc}"
+        return None
+
     def _write_run_json(self) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / "run.json"
@@ -294,6 +346,7 @@ class Supervisor:
 
     def start(self) -> None:
         self._take_folder()
+        self._fetch_inputs()
         config_path = self._write_run_json()
         self.handler = (HANDLERS.get(self.run.kind) or (lambda run, folder: None))(self.run, self.folder)
         threads = self.run.config.get("torch_threads") or self.limits.threads
@@ -474,6 +527,9 @@ class Supervisor:
             outputs["result"] = self.result
         if self.handler is not None and self.handler_error is None:
             outputs.update(self._handler_finish(succeeded=code == 0 and self.stopped_because is None))
+        publish_error = self._publish_files()
+        if publish_error:
+            self._note(publish_error, level="error")
         self._settle()
 
         if self.stopped_because == "ended elsewhere":
@@ -499,6 +555,8 @@ class Supervisor:
                 note=how,
                 attempt=self.attempt,
             )
+        if code == 0 and publish_error:
+            return self._transition(to=RunState.FAILED, error=publish_error, outputs=outputs)
         if code == 0:
             return self._transition(to=RunState.SUCCEEDED, outputs=outputs)
         reason = self.last_error or "\n".join(self.stderr_tail).strip() or "no error message"

@@ -1,4 +1,5 @@
-"""Preference snapshots: create (202, built in the background), list, detail, download."""
+"""Preference snapshots: create (202, built in the background), list, detail, download (read through the
+artifact store, `common.storage`, on local disk or S3)."""
 
 from types import SimpleNamespace
 
@@ -233,10 +234,12 @@ class SnapshotDownloadApi(ProjectAPIView):
             )
             return response
         split = "train" if split is None else split
-        path = services.snapshot_file(snapshot=snapshot, split=split, file_format=file_format)
-        return FileResponse(
-            open(path, "rb"),  # FileResponse closes it
+        stored = services.snapshot_file(snapshot=snapshot, split=split, file_format=file_format)
+        response = FileResponse(
+            stored.open(),  # through the artifact store (a file, or an S3 object's stream); FileResponse closes it
             as_attachment=True,
             filename=f"project{snapshot.project_id}-snapshot-v{snapshot.version}-{split}.{file_format}",
             content_type=services.FORMATS[file_format],
         )
+        response["Content-Length"] = str(stored.size)
+        return response

@@ -4,25 +4,31 @@
 once the transaction commits; ``snapshot_build`` (run by the Celery task) streams the live tables in
 one read transaction (:mod:`labeling.selectors.snapshot_rows`: server-side cursors in comparison-id
 order), converts each comparison with :mod:`labeling.pairs` as it is read and writes its pairs at
-once (:mod:`labeling.pair_files`) to ``ARTIFACT_ROOT/snapshots/<project>/<version>/``: ``train``/``eval``
-(+ ``test`` when it has pairs) as ``.jsonl`` and ``.parquet``, the same splits as a Hugging Face
-DatasetDict folder ``hf/`` (what ``save_to_disk`` writes), and ``manifest.json``. Memory stays flat
-whatever the number of rankings. The folder appears whole (written beside it, then renamed) and is
-never rewritten. ``snapshot_dataset_tar`` streams ``hf/`` (or one split's folder) as a tar.
+once (:mod:`labeling.pair_files`) into a staging folder of the artifact store (:mod:`common.storage`):
+``train``/``eval`` (+ ``test`` when it has pairs) as ``.jsonl`` and ``.parquet``, the same splits as a
+Hugging Face DatasetDict folder ``hf/`` (what ``save_to_disk`` writes), and ``manifest.json``. Memory
+stays flat whatever the number of rankings. The folder is then published as
+``snapshots/<project>/<version>`` (``snapshot.path``): whole or not at all (on local disk a rename; with
+``ARTIFACT_STORAGE=s3`` an upload, the ``_COMPLETE`` marker last), before the row says ready, and never
+rewritten. Downloads read it through the store (``list_files``/``open_file``), whatever the backend:
+``snapshot_file`` gives one split's file, ``snapshot_dataset_tar`` streams ``hf/`` (or one split's
+folder) as a tar. Workers get a local copy through ``storage.materialize`` (training.runner).
 """
 
+import contextlib
 import logging
-import shutil
-import uuid
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
+from functools import partial
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from common import storage
 from common.exceptions import Conflict, ServiceError, Unavailable
 from labeling import pair_files, tasks
 from labeling import pairs as conversion
@@ -81,8 +87,15 @@ def snapshot_create(*, project: Project, created_by, options: dict | None = None
     return snapshot
 
 
+def snapshot_relpath(snapshot: PreferenceSnapshot) -> str:
+    """The snapshot's folder in the artifact store: ``snapshots/<project>/<version>``."""
+    return str(PurePosixPath(SNAPSHOT_DIR, str(snapshot.project_id), str(snapshot.version)))
+
+
 def snapshot_folder(snapshot: PreferenceSnapshot) -> Path:
-    return Path(settings.ARTIFACT_ROOT) / SNAPSHOT_DIR / str(snapshot.project_id) / str(snapshot.version)
+    """Where the snapshot's folder is on local disk with the local backend (``storage.local_path``);
+    with S3 it is in the bucket, read through the store (or ``storage.materialize``)."""
+    return storage.local_path(snapshot_relpath(snapshot))
 
 
 @contextmanager
@@ -119,13 +132,12 @@ def _build_files(snapshot: PreferenceSnapshot, options: conversion.PairOptions, 
 
 
 def _write(snapshot: PreferenceSnapshot) -> tuple[dict, Path]:
-    """The snapshot's files in a staging folder beside its final one: (counts, staging folder)."""
+    """The snapshot's files in a staging folder of the store (local disk): (counts, staging folder)."""
     options = conversion.PairOptions.from_dict(snapshot.options)
-    final = snapshot_folder(snapshot)
-    if final.exists():
-        raise FileExistsError(f"{final} already exists; snapshots are never rewritten")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = final.parent / f".{snapshot.version}.building-{uuid.uuid4().hex[:8]}"
+    relpath = snapshot_relpath(snapshot)
+    if storage.exists(relpath):
+        raise FileExistsError(f"{relpath} already exists in the artifact store; snapshots are never rewritten")
+    staging = storage.staging_dir(str(PurePosixPath(relpath).parent))
     try:
         counts, files, accuracy, criteria = _build_files(snapshot, options, staging)
         counts = {**counts, "files": {name: info["rows"] for name, info in files.items()}}
@@ -153,7 +165,7 @@ def _write(snapshot: PreferenceSnapshot) -> tuple[dict, Path]:
         )
         pair_files.make_read_only(staging)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        storage.unstage(staging)
         raise
     return counts, staging
 
@@ -178,16 +190,18 @@ def snapshot_build(*, snapshot_id: int) -> PreferenceSnapshot | None:
     # This build's claim: the sweep may fail a build it thinks is dead (a stale started_at) while it is
     # in fact still running; the claim is checked under the row lock before the build may finish.
     started_at = snapshot.started_at
+    relpath = snapshot_relpath(snapshot)
     try:
         counts, staging = _write(snapshot)
+        _publish(staging, relpath)
     except Exception as exc:
         logger.exception("snapshot %s failed", snapshot_id)
         return snapshot_mark_failed(
             snapshot_id=snapshot_id, error=f"{type(exc).__name__}: {exc}", building_since=started_at
         )
 
-    final = snapshot_folder(snapshot)
-    renamed = False
+    # Published (whole), and not ready until the build that still holds the claim says so. (Its
+    # version is this snapshot's alone, so no other build ever publishes at this path.)
     try:
         with transaction.atomic():
             snapshot = PreferenceSnapshot.objects.select_for_update().get(pk=snapshot_id)
@@ -198,21 +212,36 @@ def snapshot_build(*, snapshot_id: int) -> PreferenceSnapshot | None:
                     snapshot.status,
                     started_at.isoformat(),
                 )
-                shutil.rmtree(staging, ignore_errors=True)
+                _drop(relpath)
                 return snapshot
-            staging.rename(final)  # the folder appears whole, only for the build that still holds the claim
-            renamed = True
             snapshot.status = SnapshotStatus.READY
             snapshot.counts = counts
-            snapshot.path = str(final.relative_to(Path(settings.ARTIFACT_ROOT)))
+            snapshot.path = relpath
             snapshot.error = ""
             snapshot.finished_at = timezone.now()
             snapshot.save(update_fields=["status", "counts", "path", "error", "finished_at"])
     except BaseException:
         # Not ready (the save or the commit failed): no folder may stay behind as if it were.
-        shutil.rmtree(final if renamed else staging, ignore_errors=True)
+        _drop(relpath)
         raise
     return snapshot
+
+
+def _publish(staging: Path, relpath: str) -> None:
+    """Put the staged folder at ``relpath`` in the store: local disk, a rename; S3, an upload with the
+    marker last (the staging folder goes once that is done: at once, or when the caller's transaction
+    commits). A failed publish leaves neither the folder nor the staging copy."""
+    try:
+        storage.publish(staging, relpath)
+    except BaseException:
+        storage.unstage(staging)
+        raise
+
+
+def _drop(relpath: str) -> None:
+    """Remove a published folder that is not to be a ready snapshot (the first error is the one told)."""
+    with contextlib.suppress(Exception):
+        storage.remove(relpath)
 
 
 @transaction.atomic
@@ -288,15 +317,45 @@ def _no_split(snapshot: PreferenceSnapshot, split: str) -> ServiceError:
     return ServiceError(f"Snapshot v{snapshot.version} has no {split} split (it has no {split} pairs).", status=404)
 
 
-def snapshot_file(*, snapshot: PreferenceSnapshot, split: str, file_format: str) -> Path:
+@dataclass(frozen=True)
+class SnapshotFile:
+    """One file of a ready snapshot in the artifact store: ``relpath`` (the snapshot's folder), its
+    ``name`` in that folder and ``size`` in bytes; ``open()`` reads it through the store."""
+
+    relpath: str
+    name: str
+    size: int
+
+    def open(self) -> BinaryIO:
+        return storage.open_file(self.relpath, self.name)
+
+
+class SnapshotFilesMissing(ServiceError):
+    """A ready snapshot whose folder (or one of its files) is not in the artifact store."""
+
+    status = 404
+
+
+def _stored_files(snapshot: PreferenceSnapshot) -> dict[str, int]:
+    """``{name: size}`` of the ready snapshot's files in the store; a 404 when its folder is gone."""
+    try:
+        return dict(storage.list_files(snapshot.path))
+    except FileNotFoundError:
+        raise SnapshotFilesMissing(
+            f"Snapshot v{snapshot.version}'s files are missing from the artifact store; create a new snapshot."
+        ) from None
+
+
+def snapshot_file(*, snapshot: PreferenceSnapshot, split: str, file_format: str) -> SnapshotFile:
     """The file to download, or a 409 while the snapshot is not ready, a 404 for a split it lacks."""
     _downloadable(snapshot, file_format=file_format, split=split)
     if file_format not in FILE_FORMATS:
         raise ValueError(f"{file_format!r} is a folder, not a file: snapshot_dataset_tar sends it")
-    path = Path(settings.ARTIFACT_ROOT) / snapshot.path / f"{split}.{file_format}"
-    if not path.is_file():
+    name = f"{split}.{file_format}"
+    size = _stored_files(snapshot).get(name)
+    if size is None:
         raise _no_split(snapshot, split)
-    return path
+    return SnapshotFile(relpath=snapshot.path, name=name, size=size)
 
 
 def has_hf_dataset(snapshot: PreferenceSnapshot) -> bool:
@@ -325,13 +384,28 @@ def snapshot_dataset_tar(*, snapshot: PreferenceSnapshot, split: str | None = No
     inner_names = sorted(name.removeprefix(prefix) for name in files if name.startswith(prefix))
     if not inner_names:
         raise _no_split(snapshot, split)
-    folder = Path(settings.ARTIFACT_ROOT) / snapshot.path / prefix
+    stored = _stored_files(snapshot)
+    missing = [name for name in inner_names if f"{prefix}{name}" not in stored]
+    if missing:
+        raise SnapshotFilesMissing(
+            f"Snapshot v{snapshot.version}'s {prefix}{missing[0]} is missing from the artifact store; "
+            f"create a new snapshot."
+        )
+    mtime = int(snapshot.finished_at.timestamp()) if snapshot.finished_at else 0
     top = hf_download_name(snapshot, split)
-    members, folders = [Member(top, folder)], {""}
+    members, folders = [Member.folder(top, mtime=mtime)], {""}
     for name in inner_names:  # each folder before its files
         parent = name.rpartition("/")[0]
         if parent not in folders:
             folders.add(parent)
-            members.append(Member(f"{top}/{parent}", folder / parent))
-        members.append(Member(f"{top}/{name}", folder / name))
+            members.append(Member.folder(f"{top}/{parent}", mtime=mtime))
+        stored_name = f"{prefix}{name}"
+        members.append(
+            Member.file(
+                f"{top}/{name}",
+                size=stored[stored_name],
+                opener=partial(storage.open_file, snapshot.path, stored_name),
+                mtime=mtime,
+            )
+        )
     return TarStream(members)

@@ -28,7 +28,7 @@ from labeling.splits import stable_split
 from training.ml.configs import ConfigError, config_for
 from training.models import LIVE_STATES, CritiqueRevision, RunKind, RunState, TrainingRun
 from training.services import run_inputs, runs
-from training.services.lookups import input_error, run_folder
+from training.services.lookups import input_error, run_file_exists, run_file_open
 
 logger = logging.getLogger(__name__)
 
@@ -155,14 +155,17 @@ def from_cai_run(resolved, inputs: dict, project: Project | None, *, kind: str) 
     if run is None or (project is not None and run.project_id != project.pk):
         raise _error("inputs.cai_run", f"there is no cai_revise run {run_id!r} in this project")
     name = "sft.jsonl" if kind == RunKind.SFT else "pairs.jsonl"
-    path = run_folder(run.pk) / name
+    # Through the store: the local work folder's copy, or (S3, the run ended elsewhere) the bucket's.
+    present = run_file_exists(run.pk, name)
     # A live run with its files has finished its ML and is being wrapped up: that is when it chains.
-    if run.state != RunState.SUCCEEDED and not (run.state in LIVE_STATES and path.exists()):
+    if run.state != RunState.SUCCEEDED and not (run.state in LIVE_STATES and present):
         raise _error("inputs.cai_run", f"run {run.pk} is {run.state}, not succeeded")
-    if not path.exists():
+    if not present:
         raise _error("inputs.cai_run", f"run {run.pk} left no {name}")
+    with run_file_open(run.pk, name) as file:
+        text = file.read().decode("utf-8")
     files: dict[str, list[dict]] = {"train.jsonl": [], "eval.jsonl": []}
-    for row in _jsonl(path):
+    for row in _jsonl_rows(text, name):
         split = stable_split(json.dumps(row["prompt_id"]), eval_fraction=CAI_EVAL_FRACTION)
         if kind == RunKind.SFT:
             out = {"prompt": row["prompt"], "completion": " " + row["completion"].strip()}
@@ -236,9 +239,11 @@ def _storable(value):
 def _jsonl(path: Path) -> list[dict]:
     """The rows of a run's JSONL output. A torn last line (a process killed mid-write) is left out;
     a bad line anywhere else is corruption and fails the run, naming the line."""
-    if not path.exists():
-        return []
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return _jsonl_rows(path.read_text(encoding="utf-8"), path.name) if path.exists() else []
+
+
+def _jsonl_rows(text: str, name: str) -> list[dict]:
+    lines = [line for line in text.splitlines() if line.strip()]
     rows = []
     for number, line in enumerate(lines, start=1):
         try:
@@ -246,7 +251,7 @@ def _jsonl(path: Path) -> list[dict]:
         except json.JSONDecodeError as exc:
             if number == len(lines):
                 break
-            raise ValueError(f"{path.name}, line {number}: not JSON ({exc.msg})") from None
+            raise ValueError(f"{name}, line {number}: not JSON ({exc.msg})") from None
     return rows
 
 

@@ -12,7 +12,6 @@ against reward hacking that DESIGN.md asks for). Runs join a round with ``round`
 
 import json
 import random
-from pathlib import Path
 
 from django.db import transaction
 from django.db.models import Max
@@ -24,7 +23,7 @@ from models_registry.models import ModelAlias
 from models_registry.selectors import version_usable
 from training.ml import guard
 from training.models import Round, RunKind, RunState, TrainingRun
-from training.services import generation, runs
+from training.services import generation, lookups
 
 MAX_GUARD_SAMPLES = 100
 
@@ -116,11 +115,13 @@ def latest_run(round_: Round, kinds: tuple[str, ...]) -> TrainingRun | None:
 
 
 def rlhf_samples(run: TrainingRun) -> list[dict]:
-    path = runs.run_folder(run.pk) / guard.SAMPLES_FILE
-    if not Path(path).exists():
+    """The run's held-out samples (the guard's file), through the store: local copy or the bucket's."""
+    if not lookups.run_file_exists(run.pk, guard.SAMPLES_FILE):
         return []
+    with lookups.run_file_open(run.pk, guard.SAMPLES_FILE) as file:
+        text = file.read().decode("utf-8")
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:

@@ -28,10 +28,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from common import storage as store
 from common.exceptions import ServiceError
 from labeling import templating
 from labeling.models import Dataset, PreferenceSnapshot, Project, PromptRow, PromptTemplate, SnapshotStatus, Split
-from labeling.services.snapshots import snapshot_file
+from labeling.services.snapshots import SnapshotFilesMissing, snapshot_file
 from models_registry import selectors as registry_selectors
 from models_registry import storage
 from models_registry.models import NAME_RE, ArtifactFormat, ModelVersion, Task
@@ -102,6 +103,7 @@ def _str_input(inputs: dict, name: str, *, required: bool = False) -> str | None
 
 
 REGISTRY_PREFIX = "registry:"
+STORE_FILE_PREFIX = "store-file:"
 
 
 def version_folder(version: ModelVersion) -> str:
@@ -111,6 +113,17 @@ def version_folder(version: ModelVersion) -> str:
     if storage.on_s3():
         return f"{REGISTRY_PREFIX}{version.artifact_path}"
     return str(storage.local_path(version.artifact_path))
+
+
+def store_file(relpath: str, name: str) -> str:
+    """A file of a folder in the artifact store (a snapshot's ``train.jsonl``) as the run's config names
+    it: on local disk its path; with S3 ``store-file:<folder>/<name>``, which the worker turns into a
+    path in its download of the folder when the run starts (``training.runner.materialize_config``)."""
+    if "/" in name or not name:
+        raise ValueError(f"{name!r}: a file at the top of the folder")
+    if store.on_s3():
+        return f"{STORE_FILE_PREFIX}{relpath}/{name}"
+    return str(store.local_path(f"{relpath}/{name}"))
 
 
 def _version(
@@ -168,11 +181,15 @@ def _snapshot(resolved: Resolved, inputs: dict, project: Project | None) -> None
     if snapshot.status != SnapshotStatus.READY:
         raise _error("inputs.snapshot", f"snapshot v{snapshot.version} is {snapshot.status}, not ready")
     try:
-        resolved.config["train_file"] = str(snapshot_file(snapshot=snapshot, split=Split.TRAIN, file_format="jsonl"))
+        train = snapshot_file(snapshot=snapshot, split=Split.TRAIN, file_format="jsonl")
+    except SnapshotFilesMissing as exc:
+        raise _error("inputs.snapshot", exc.message) from None
     except ServiceError:
         raise _error("inputs.snapshot", f"snapshot v{snapshot.version} has no train pairs") from None
+    resolved.config["train_file"] = store_file(train.relpath, train.name)
     with contextlib.suppress(ServiceError):  # no eval pairs: the run trains without an eval split
-        resolved.config["eval_file"] = str(snapshot_file(snapshot=snapshot, split=Split.EVAL, file_format="jsonl"))
+        evals = snapshot_file(snapshot=snapshot, split=Split.EVAL, file_format="jsonl")
+        resolved.config["eval_file"] = store_file(evals.relpath, evals.name)
     resolved.inputs["snapshot"] = snapshot.pk
     resolved.inputs["snapshot_counts"] = snapshot.counts
 

@@ -1,28 +1,30 @@
-"""The S3 backend of ``models_registry.storage`` (``ARTIFACT_STORAGE=s3``); call it through that module.
+"""The S3 backend of ``common.storage`` (``ARTIFACT_STORAGE=s3``); call it through that module.
 
 Objects live in the bucket of the ``"artifacts"`` storage of ``settings.STORAGES`` (django-storages'
-S3Storage), under the keys of the local layout: ``models/<name>/<version>/<file>``.
+S3Storage), under the keys of the local layout: ``<relpath>/<file>`` (``models/<name>/<version>/...``,
+``snapshots/<project>/<version>/...``, ``runs/<id>/...``).
 
-All-or-nothing for readers: S3 has no rename, so a version is published in two steps. ``publish``
-uploads every file of the staged folder, then writes ``models/<name>/<version>/_COMPLETE`` last: a
-small JSON manifest (``upload_id``, the files and their sizes). Readers look at the marker only:
-``exists`` is "the marker is there", ``list_files`` returns the manifest (objects outside it are
-ignored), ``materialize`` downloads what the manifest lists. A version without its marker (an upload
-in progress, or one that failed) does not exist. ``remove`` deletes the marker first, then the prefix.
+All-or-nothing for readers: S3 has no rename, so a folder is published in two steps. ``publish``
+uploads every file of the staged folder, then writes ``<relpath>/_COMPLETE`` last: a small JSON
+manifest (``upload_id``, the files and their sizes). Readers look at the marker only: ``exists`` is
+"the marker is there", ``list_files`` returns the manifest (objects outside it are ignored),
+``materialize`` downloads what the manifest lists. A folder without its marker (an upload in
+progress, or one that failed) does not exist. ``remove`` deletes the marker first, then the prefix.
 A failed upload deletes what it had uploaded; a crash mid-upload leaves unlisted objects that the
-next ``publish`` to the same key (the same version number, since no row was written) clears first.
-The row is written after the marker, in the transaction that holds the model's row lock, so a row
-always names a complete version. The staged local folder is deleted when that transaction commits
-(a rollback leaves it to ``unstage``, which can move a moved folder back).
+next ``publish`` to the same key clears first. The caller writes its row after the marker (the
+registry: in the transaction that holds the model's row lock), so a row always names a complete
+folder. The staged local folder is deleted when that transaction commits (a rollback leaves it to
+``unstage``, which can move a moved folder back). ``publish_files`` uploads copies of some files of a
+folder that stays (a run's work folder), the same way, marker last.
 
-Download cache: ``materialize`` downloads a version into ``ARTIFACT_ROOT/cache/models/<name>/<version>/``
-so that workers can load it from disk. The files go into a hidden ``.download-*`` folder beside it,
-then the manifest is copied there last, then the folder is renamed into place: a cache folder is
+Download cache: ``materialize`` downloads a folder into ``ARTIFACT_ROOT/cache/<relpath>/`` so that
+workers can read it from disk. The files go into a hidden ``.download-*`` folder beside it, then
+the manifest is copied there last, then the folder is renamed into place: a cache folder is
 complete or absent. It is reused when its manifest's ``upload_id`` equals the bucket's (one small GET
-per call), so a version number that was removed and registered again is downloaded afresh. Two
-processes that materialize the same version wait on a lock file (``flock``) so that one downloads; if
-the lock is not honoured (some network filesystems) both download and the rename decides: the loser
-sees a valid folder in place and drops its copy.
+per call), so a folder that was removed and published again is downloaded afresh. Two processes
+that materialize the same folder wait on a lock file (``flock``) so that one downloads; if the lock
+is not honoured (some network filesystems) both download and the rename decides: the loser sees a
+valid folder in place and drops its copy.
 """
 
 import contextlib
@@ -42,7 +44,7 @@ from django.core.files.storage import storages
 from django.db import transaction
 from storages.utils import clean_name
 
-from models_registry import storage as base
+from common import storage as base
 
 STORAGE_ALIAS = "artifacts"
 MARKER = "_COMPLETE"
@@ -83,19 +85,18 @@ def _missing(relpath: str) -> FileNotFoundError:
 
 def _local_files(folder: Path) -> list[tuple[str, int]]:
     files = [(p.relative_to(folder).as_posix(), p.stat().st_size) for p in folder.rglob("*") if p.is_file()]
-    # A folder materialized from the store carries its source's marker; the new version gets its own.
+    # A folder materialized from the store carries its source's marker; the new folder gets its own.
     return sorted((name, size) for name, size in files if name != MARKER)
 
 
-def publish(staged: Path, relpath: str) -> None:
-    """Upload the staged folder's files, then the marker; on any failure, delete what was uploaded."""
-    relpath = _clean(relpath)
+def _upload(folder: Path, relpath: str, files: list[tuple[str, int]]) -> None:
+    """Upload ``files`` of ``folder`` under ``relpath``, then the marker; on any failure, delete what
+    was uploaded. What was published at ``relpath`` before is removed first."""
     storage = backend()
-    files = _local_files(staged)
-    remove(relpath)  # the leftover of a registration that never wrote its row
+    remove(relpath)  # the leftover of a publish that never wrote its row, or an earlier copy
     try:
         for name, _size in files:
-            with (staged / name).open("rb") as source:
+            with (folder / name).open("rb") as source:
                 storage.save(_name(relpath, name), File(source, name=name))
         manifest = {"format": MANIFEST_FORMAT, "upload_id": uuid.uuid4().hex, "files": [list(f) for f in files]}
         storage.save(_name(relpath, MARKER), ContentFile(json.dumps(manifest).encode()))
@@ -103,12 +104,25 @@ def publish(staged: Path, relpath: str) -> None:
         with contextlib.suppress(Exception):  # the upload's own error is the one to report
             remove(relpath)
         raise
+
+
+def publish(staged: Path, relpath: str) -> None:
+    """Upload the staged folder's files, then the marker; the staged folder goes on commit."""
+    relpath = _clean(relpath)
+    _upload(staged, relpath, _local_files(staged))
     # Uploaded: the staged copy goes once the row is committed (at once outside a transaction).
     transaction.on_commit(lambda: shutil.rmtree(staged, ignore_errors=True), robust=True)
 
 
+def publish_files(folder: Path, relpath: str, names: list[str]) -> None:
+    """Upload copies of ``names`` (relative to ``folder``, which stays), then the marker."""
+    relpath = _clean(relpath)
+    files = sorted((_clean(name), (folder / name).stat().st_size) for name in names if name != MARKER)
+    _upload(folder, relpath, files)
+
+
 def remove(relpath: str) -> None:
-    """Delete the version: its marker first (readers stop seeing it), then every object, then the cache."""
+    """Delete the folder: its marker first (readers stop seeing it), then every object, then the cache."""
     relpath = _clean(relpath)
     storage = backend()
     storage.delete(_name(relpath, MARKER))
@@ -176,7 +190,7 @@ def _drop(folder: Path) -> None:
 
 @contextlib.contextmanager
 def _locked(target: Path) -> Iterator[None]:
-    """An exclusive lock on ``.<version>.lock`` beside the cache folder (released if the process dies)."""
+    """An exclusive lock on ``.<name>.lock`` beside the cache folder (released if the process dies)."""
     with (target.parent / f".{target.name}.lock").open("a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -215,7 +229,7 @@ def _install(download: Path, target: Path, upload_id: str) -> None:
 
 
 def materialize(relpath: str) -> Path:
-    """The version as a local folder in the cache, downloaded unless a copy of the same upload is there."""
+    """The folder as a local copy in the cache, downloaded unless a copy of the same upload is there."""
     relpath = _clean(relpath)
     manifest = _manifest(relpath)
     upload_id = manifest["upload_id"]
