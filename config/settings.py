@@ -215,9 +215,11 @@ STATICFILES_DIRS = [p for p in [BASE_DIR / "frontend" / "dist"] if p.is_dir()]
 
 ARTIFACT_ROOT = Path(os.environ.get("ARTIFACT_ROOT", VAR_DIR / "artifacts"))
 
-# Model-registry versions: local disk under ARTIFACT_ROOT (default), or ARTIFACT_STORAGE=s3: a bucket
-# through django-storages' S3Storage, the "artifacts" storage below (models_registry/storage_s3.py).
-# ARTIFACT_ROOT still holds staging folders, run folders and the download cache (cache/models/...).
+# The artifact store (common/storage.py): registry versions (models/...), preference snapshots
+# (snapshots/...) and runs' finished files (runs/...) on local disk under ARTIFACT_ROOT (default), or
+# ARTIFACT_STORAGE=s3: a bucket through django-storages' S3Storage, the "artifacts" storage below
+# (common/storage_s3.py). ARTIFACT_ROOT still holds staging folders, the folders runs work in
+# (runs/<id>/ on the worker) and the download cache (cache/...).
 # Credentials: boto3's usual chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, an IAM role).
 ARTIFACT_STORAGE = (os.environ.get("ARTIFACT_STORAGE") or "local").strip().lower()
 STORAGES = {
@@ -290,6 +292,7 @@ SPECTACULAR_SETTINGS = {
         "LabelSourceEnum": "labeling.models.LabelSource",
         "RunKindEnum": "training.models.RunKind",
         "RunStateEnum": "training.models.RunState",
+        "SweepStateEnum": "training.models.SweepState",
         "RunEventTypeEnum": "training.models.RunEventType",
         "FormatEnum": "models_registry.models.ArtifactFormat",
         "ImportFormatEnum": "labeling.external_formats.FORMATS",
@@ -341,15 +344,27 @@ RANKFORGE_RUN_THREADS = env_int("RANKFORGE_RUN_THREADS", 0)
 RANKFORGE_RUN_ENV_ALLOW = os.environ.get("RANKFORGE_RUN_ENV_ALLOW", "")
 if RANKFORGE_RUN_STALE_AFTER_S <= 2 * RANKFORGE_RUN_HEARTBEAT_S:
     raise ImproperlyConfigured("RANKFORGE_RUN_STALE_AFTER_S must exceed twice RANKFORGE_RUN_HEARTBEAT_S.")
+# Hyperparameter sweeps (training.services.sweeps): the most trials one sweep may ask for, and run at once;
+# beat advances every running sweep this often (a trial's end also advances its sweep at once).
+RANKFORGE_SWEEP_MAX_TRIALS = env_int("RANKFORGE_SWEEP_MAX_TRIALS", 100)
+RANKFORGE_SWEEP_MAX_PARALLELISM = env_int("RANKFORGE_SWEEP_MAX_PARALLELISM", 16)
+RANKFORGE_SWEEP_ADVANCE_INTERVAL_S = float(os.environ.get("RANKFORGE_SWEEP_ADVANCE_INTERVAL_S") or 15)
 CELERY_TASK_ROUTES = {
     "training.run_execute": {"queue": "gpu"},
     "training.sweep_runs": {"queue": "default"},
+    "training.advance_sweep": {"queue": "default"},
+    "training.advance_sweeps": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULE = {
     "sweep-snapshots": {"task": "labeling.sweep_snapshots", "schedule": 60.0, "options": {"queue": "default"}},
     "sweep-runs": {
         "task": "training.sweep_runs",
         "schedule": RANKFORGE_RUN_SWEEP_INTERVAL_S,
+        "options": {"queue": "default"},
+    },
+    "advance-sweeps": {
+        "task": "training.advance_sweeps",
+        "schedule": RANKFORGE_SWEEP_ADVANCE_INTERVAL_S,
         "options": {"queue": "default"},
     },
 }

@@ -158,6 +158,27 @@ NOT_IN_SCHEMA: dict[str, list[tuple[str, str, str]]] = {
             "the config classes' validate(): bounds and rules across fields, kept once in training/ml",
         ),
     ],
+    "POST /api/sweeps/": [
+        ("project", "does not exist|not found|a constitutional-AI run", EXISTS),
+        ("search_space", "NUL character", NUL_KEY),
+        (
+            r"inputs\..*",
+            "there is no|has no|is not ready|is a|required|not both|no prompts|not a model of|unknown input",
+            EXISTS + "; which inputs a kind needs depends on the others",
+        ),
+        (
+            r"config\..*",
+            ".",
+            "the config classes' validate(): bounds and rules across fields, kept once in training/ml",
+        ),
+        (
+            r"search_space(\..*)?",
+            "refused by|empty range|not a multiple|log range|set in config too|lists a value twice|cannot set it"
+            "|optuna can sample",
+            "ranges checked at sample points by the config class, across keys (low<high), against the field's type",
+        ),
+        ("parallelism", "at most the budget", "a bound across two fields"),
+    ],
     "POST /api/projects/{project_id}/evaluations/": [
         (r"versions(\[\d+\])?|dataset|round|template", "there is no|has no|[Nn]o dataset|[Nn]o round", EXISTS),
         ("split", "has no rows in split", "the dataset's rows: which splits hold any is data, not schema"),

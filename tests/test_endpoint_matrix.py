@@ -182,6 +182,13 @@ EXPECTED: dict[str, dict[str, object]] = {
     "GET api/runs/<int:run_id>/revisions/": run_readers(200),
     "POST api/runs/<int:run_id>/cancel/": run_readers(),
     "GET api/runs/<int:run_id>/guard/": run_readers(200),  # the world's run is an RLHF run
+    # sweeps: like runs (the fixture's sweep belongs to the project); starting one takes what starting
+    # a run of its kind there takes (BODIES: a body whose shape is valid, so the role decides)
+    "GET api/sweeps/": signed_in(200),
+    "GET api/sweeps/kinds/": signed_in(200),
+    "POST api/sweeps/": rule(400, anonymous=401, outsider=404, staff=404, labeler=403),
+    "GET api/sweeps/<int:sweep_id>/": run_readers(200),
+    "POST api/sweeps/<int:sweep_id>/cancel/": run_readers(200),
     # the registry (the fixture's model was made by the project's run)
     "GET api/models/": signed_in(200),
     "POST api/models/": staff_and_admins(),
@@ -209,6 +216,17 @@ BODIES = {
     f"PATCH {P}criteria/<int:criterion_id>/": {"instructions": "Be kind."},
     f"PUT {M}aliases/<slug:alias>/": {"version": 1},
     f"PATCH {V}": {"tags": ["reviewed"]},
+    # A sweep of the world's project whose shape is valid (its model is no base for sft: a 400 once
+    # the role is allowed).
+    "POST api/sweeps/": lambda world: {
+        "kind": "sft",
+        "project": world.ids["project_id"],
+        "inputs": {"dataset": world.ids["dataset_id"]},
+        "search_space": {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-3}},
+        "metric": "eval_loss",
+        "direction": "minimize",
+        "budget": 2,
+    },
 }
 
 
@@ -237,9 +255,11 @@ class _Rollback(Exception):
     pass
 
 
-def _status(client: APIClient, method: str, path: str, body: dict | None) -> int:
+def _status(client: APIClient, method: str, path: str, body, world: World) -> int:
     """The status of one request, with everything it wrote rolled back."""
     status = None
+    if callable(body):
+        body = body(world)
     if body is None and method != "GET":
         body = {}
     try:
@@ -276,7 +296,7 @@ def test_each_role_gets_the_expected_status(world):
         path = _path(route, world)
         observed[operation] = {}
         for role in ROLES:
-            status = _status(clients[role], method, path, BODIES.get(operation))
+            status = _status(clients[role], method, path, BODIES.get(operation), world)
             observed[operation][role] = status
             expected = EXPECTED.get(operation, {}).get(role)
             if expected is not None and not _matches(expected, status):

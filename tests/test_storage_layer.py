@@ -331,3 +331,22 @@ def test_on_local_disk_the_run_folder_is_the_stores_folder(scripted):
         assert handle.read() == PROMPTS
     with storage.open_file(lookups.run_relpath(run.pk), "model/model.safetensors") as handle:
         assert handle.read() == b"weights"  # (on local disk the work folder is the store's folder)
+
+
+@pytest.mark.django_db
+def test_on_s3_a_run_created_by_the_web_side_publishes_its_input_files(s3, make_user):
+    """run_create writes the inputs into the web host's folder; a worker elsewhere reads the store's copy."""
+
+    def prepare(run, folder):
+        (folder / "prompts.jsonl").write_bytes(PROMPTS)
+
+    run = runs.run_create(
+        kind="generate",
+        config={"model_path": "/models/tiny", "prompts_file": "prompts.jsonl"},
+        created_by=make_user(),
+        prepare=prepare,
+    )
+    assert storage.list_files(lookups.run_relpath(run.pk)) == [("prompts.jsonl", len(PROMPTS))]
+    shutil.rmtree(lookups.run_folder(run.pk))
+    with lookups.run_file_open(run.pk, "prompts.jsonl") as handle:
+        assert handle.read() == PROMPTS

@@ -2,6 +2,7 @@
 endpoint x role matrix (tests/test_endpoint_matrix.py) and the API fuzzer (tests/test_api_fuzz.py)
 walk every route over."""
 
+import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -19,7 +20,7 @@ from models_registry.models import ModelAlias, ModelVersion, RegisteredModel
 from tests.labeling.factories import add_comparisons
 from tests.labeling.sxs_factories import make_evaluation
 from tests.training.conftest import rows_jsonl
-from training.models import Round, TrainingRun
+from training.models import Round, Sweep, TrainingRun
 
 ROLES = ("anonymous", "outsider", "staff", "labeler", "reviewer", "project_admin", "platform_admin")
 
@@ -98,6 +99,19 @@ def world_create(make_user) -> World:
     evaluation = make_evaluation(project, admin, [version, second], dataset, split=None, limit=2)
     round_ = Round.objects.create(project=project, number=1, base_version=version, created_by=admin)
     TrainingRun.objects.filter(pk=run.pk).update(round=round_)
+    # A running sweep of the project (no trial yet), for the sweep routes.
+    sweep = Sweep.objects.create(
+        project=project,
+        kind="sft",
+        search_space={"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-3, "log": False, "step": None}},
+        metric="eval_loss",
+        direction="minimize",
+        budget=2,
+        parallelism=1,
+        alias="best",
+        study_name=f"world-sweep-{uuid.uuid4().hex}",
+        created_by=admin,
+    )
 
     ids = {
         "project_id": project.pk,
@@ -113,5 +127,6 @@ def world_create(make_user) -> World:
         "user_id": users["labeler"].pk,
         "evaluation_id": evaluation.pk,
         "round_id": round_.pk,
+        "sweep_id": sweep.pk,
     }
     return World(users=users, ids=ids, constitution_version=constitution.version, model_version=version.version)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from training.models import RunEvent, TrainingRun
+from training.models import RunEvent, Sweep, TrainingRun
 
 
 @admin.register(TrainingRun)
@@ -22,6 +22,21 @@ class TrainingRunAdmin(admin.ModelAdmin):
 class RunEventAdmin(admin.ModelAdmin):
     list_display = ("run", "seq", "type", "created_at")
     list_filter = ("type",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Sweep)
+class SweepAdmin(admin.ModelAdmin):
+    """Read-only: sweeps start, advance and end through the API and the workers."""
+
+    list_display = ("id", "kind", "state", "metric", "direction", "budget", "best_value", "project", "created_at")
+    list_filter = ("kind", "state")
+    search_fields = ("study_name", "error")
 
     def has_add_permission(self, request):
         return False

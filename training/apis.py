@@ -70,6 +70,8 @@ class RunOutput(serializers.ModelSerializer):
             "heartbeat_at",
             "last_seq",
             "round",
+            "sweep",
+            "sweep_trial",
             "created_by",
             "created_at",
             "started_at",
@@ -253,6 +255,21 @@ def _project_for_runs(user, project_id: int | None) -> Project | None:
     return project_access(user=user, project_id=project_id, at_least=Role.REVIEWER).project
 
 
+def list_filtered(queryset, request, *, states):
+    """A runs or sweeps list under ``?kind=&state=&project=``. An empty or unknown value is a 400 like
+    any other value it does not name (not "no filter")."""
+    for name, values in (("kind", RunKind.values), ("state", states)):
+        if (value := request.query_params.get(name)) is not None:
+            if value not in values:
+                raise ValidationError({name: [f"Unknown {name} {value!r:.40}; use one of {', '.join(values)}."]})
+            queryset = queryset.filter(**{name: value})
+    if "project" in request.query_params:
+        if not request.query_params["project"]:
+            raise ValidationError({"project": ["Must be a project id, got ''."]})
+        queryset = queryset.filter(project_id=_int_param(request, "project", default=0, minimum=1))
+    return queryset
+
+
 class RunListCreateApi(Paginated, APIView):
     """Training runs you can see (newest first); POST starts one (202: it is queued)."""
 
@@ -271,20 +288,7 @@ class RunListCreateApi(Paginated, APIView):
     )
     def get(self, request):
         reject_unknown_params(request, allowed=("kind", "state", "project"))
-        runs = selectors.runs_for_user(user=request.user)
-        # An empty filter is a 400 like any other value it does not name (not "no filter").
-        if (value := request.query_params.get("kind")) is not None:
-            if value not in RunKind.values:
-                raise ValidationError({"kind": [f"Unknown kind {value!r}; use one of {', '.join(RunKind.values)}."]})
-            runs = runs.filter(kind=value)
-        if (value := request.query_params.get("state")) is not None:
-            if value not in RunState.values:
-                raise ValidationError({"state": [f"Unknown state {value!r}; use one of {', '.join(RunState.values)}."]})
-            runs = runs.filter(state=value)
-        if "project" in request.query_params:
-            if not request.query_params["project"]:
-                raise ValidationError({"project": ["Must be a project id, got ''."]})
-            runs = runs.filter(project_id=_int_param(request, "project", default=0, minimum=1))
+        runs = list_filtered(selectors.runs_for_user(user=request.user), request, states=RunState.values)
         runs = ordered(runs, request, allowed=RUN_ORDERING, default="-id")
         return paginate(self, request, runs, RunOutput)
 

@@ -45,6 +45,9 @@ class KindSpec:
     queue: str = QUEUE_GPU  # every kind loads a model: GPU workers (one process per GPU, prefetch 1)
     multi_gpu: bool = False  # trains with a (TRL) Trainer: spreads over the worker's GPUs via accelerate
     hints: dict[str, str] = field(default_factory=dict)  # what an input means for this kind (the form)
+    # The scalar metrics its result reports (``outputs.result.metrics``), which a sweep may rank trials
+    # by; those that are also metric events during the run (with a step) feed a sweep's pruner.
+    metrics: tuple[str, ...] = ()
 
     @property
     def config_class(self) -> type[BaseConfig] | None:
@@ -76,6 +79,7 @@ _SPECS = (
         output_task=Task.CAUSAL_LM,
         handler=OutputsRegistrar.for_run,
         multi_gpu=True,
+        metrics=("eval_loss", "train_loss"),  # eval_loss with an eval split (events every eval_steps)
         hints={
             "dataset": "With a target field: the rows rendered by the template are the prompts. "
             "Leave empty to learn a cai_run instead.",
@@ -91,6 +95,7 @@ _SPECS = (
         output_task=Task.REWARD_MODEL,
         handler=OutputsRegistrar.for_run,
         multi_gpu=True,
+        metrics=("eval_accuracy", "eval_mean_margin", "train_loss"),
         hints={"base_version": "The model to start from: a causal LM, classifier or reward model.", **_PAIRS_HINTS},
     ),
     KindSpec(
@@ -100,6 +105,14 @@ _SPECS = (
         output_task=Task.CAUSAL_LM,
         handler=OutputsRegistrar.for_run,
         multi_gpu=True,
+        metrics=(  # training.ml.rlhf.common.summary
+            "eval_reward_after",
+            "eval_heldout_reward_after",
+            "eval_reward_gain",
+            "eval_kl_after",
+            "reward_final",
+            "kl_final",
+        ),
         hints={
             "dataset": "Its train (and eval) rows, rendered by the template, are the prompts.",
             "reward_version": "Required unless the config's reward_function names a rule reward.",
@@ -112,6 +125,14 @@ _SPECS = (
         output_task=Task.CAUSAL_LM,
         handler=OutputsRegistrar.for_run,
         multi_gpu=True,
+        metrics=(  # training.ml.dpo.EVAL_METRICS, with an eval split
+            "eval_rewards_accuracy",
+            "eval_rewards_margin",
+            "eval_loss",
+            "eval_rewards_chosen",
+            "eval_rewards_rejected",
+            "train_loss",
+        ),
         hints=_PAIRS_HINTS,
     ),
     KindSpec(
@@ -120,6 +141,7 @@ _SPECS = (
         resolve=cai.revise,
         always_filled=("prompts_file",),
         handler=cai.CaiResults.for_run,
+        metrics=("share_changed", "mean_final_chars", "sft_rows", "pairs"),
         hints={
             "base_version": "The model that answers, critiques and revises.",
             "dataset": "Optional: revise answers to this dataset's rows. Empty: the project's comparison prompts.",
@@ -134,6 +156,7 @@ _SPECS = (
         resolve=cai.feedback,
         always_filled=("comparisons_file",),
         handler=cai.CaiResults.for_run,
+        metrics=("order_consistency", "position_bias", "mean_confidence", "ties"),
         hints={
             "base_version": "The AI labeler: a causal LM that judges pairs of completions.",
             "split": "Optional: only comparisons of this split.",
@@ -155,6 +178,19 @@ _SPECS = (
         resolve=run_inputs.evaluation_rows,
         base_adapter_ok=True,
         handler=OutputsRegistrar.for_run,
+        # training.ml.evaluate's summary: the first variant x generation's row, and the best ROUGE-L.
+        metrics=(
+            "rouge1",
+            "rouge2",
+            "rougeL",
+            "rougeLsum",
+            "bleu",
+            "reward",
+            "kl",
+            "kl_per_token",
+            "kl_full_per_token",
+            "best_rougeL",
+        ),
         hints={
             "base_version": "The version to evaluate (an adapter version is fine).",
             "split": "Default: test.",

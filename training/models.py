@@ -57,6 +57,17 @@ class TrainingRun(models.Model):
     round = models.ForeignKey(
         "Round", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs", help_text="The loop's round."
     )
+    sweep = models.ForeignKey(
+        "Sweep",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+        help_text="The sweep this run is a trial of.",
+    )
+    sweep_trial = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The trial's number in its sweep's study (0, 1, ...)."
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -74,6 +85,13 @@ class TrainingRun(models.Model):
                 | Q(progress_step__isnull=True)
                 | Q(progress_step__lte=models.F("progress_total")),
                 name="run_progress_within_total",
+            ),
+            # One run per trial: an advance that is retried after a crash finds the trial's run.
+            models.UniqueConstraint(
+                fields=["sweep", "sweep_trial"], condition=Q(sweep__isnull=False), name="run_once_per_sweep_trial"
+            ),
+            models.CheckConstraint(
+                condition=Q(sweep__isnull=True) | Q(sweep_trial__isnull=False), name="run_sweep_names_its_trial"
             ),
         ]
 
@@ -161,3 +179,87 @@ class Round(models.Model):
 
     def __str__(self) -> str:
         return f"project {self.project_id} round {self.number}"
+
+
+class SweepState(models.TextChoices):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # spelled as a run's
+
+
+class SweepDirection(models.TextChoices):
+    MAXIMIZE = "maximize"
+    MINIMIZE = "minimize"
+
+
+class SweepSampler(models.TextChoices):
+    TPE = "tpe"
+    RANDOM = "random"
+
+
+class SweepPruner(models.TextChoices):
+    MEDIAN = "median"
+    NONE = "none"
+
+
+class Sweep(models.Model):
+    """A hyperparameter search over one run kind: each trial is an ordinary run of that kind (``runs``)
+    whose config is ``config`` with the trial's values of the ``search_space`` fields. Optuna's study
+    (``study_name``, in this database) holds the trials' parameters, values and intermediate values;
+    ``training.services.sweeps.sweep_advance`` keeps the two in step (DESIGN.md: sweeps, issue 16)."""
+
+    project = models.ForeignKey(
+        "labeling.Project", null=True, blank=True, on_delete=models.SET_NULL, related_name="sweeps"
+    )
+    kind = models.CharField(max_length=32, choices=RunKind.choices)
+    config = models.JSONField(default=dict, blank=True, help_text="Every trial's config, before its parameters.")
+    inputs = models.JSONField(default=dict, blank=True, help_text="Every trial's inputs, as a run takes them.")
+    search_space = models.JSONField(help_text="Config field -> {type: choice|int|float, ...}.")
+    metric = models.CharField(max_length=100, help_text="The result metric the trials are ranked by.")
+    direction = models.CharField(max_length=8, choices=SweepDirection.choices)
+    budget = models.PositiveIntegerField(help_text="How many trials in all.")
+    parallelism = models.PositiveIntegerField(help_text="How many trials run at once at most.")
+    sampler = models.CharField(max_length=8, choices=SweepSampler.choices, default=SweepSampler.TPE)
+    seed = models.PositiveBigIntegerField(null=True, blank=True)
+    pruner = models.CharField(max_length=8, choices=SweepPruner.choices, default=SweepPruner.MEDIAN)
+    alias = models.CharField(max_length=64, help_text="Set on the best trial's model version when the sweep ends.")
+    state = models.CharField(max_length=16, choices=SweepState.choices, default=SweepState.RUNNING)
+    study_name = models.CharField(max_length=100, unique=True, help_text="The Optuna study in this database.")
+    best_trial = models.PositiveIntegerField(null=True, blank=True)
+    best_value = models.FloatField(null=True, blank=True)
+    best_run = models.ForeignKey(
+        TrainingRun,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The best trial's run.",
+    )
+    best_version = models.ForeignKey(
+        "models_registry.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The best trial's model version, aliased when the sweep succeeded.",
+    )
+    error = models.TextField(blank=True, help_text="Why it failed, or what went wrong at its end.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["state"], name="sweep_state")]
+        constraints = [
+            models.CheckConstraint(condition=Q(budget__gte=1), name="sweep_budget_positive"),
+            models.CheckConstraint(
+                condition=Q(parallelism__gte=1) & Q(parallelism__lte=models.F("budget")),
+                name="sweep_parallelism_within_budget",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"sweep {self.pk} ({self.kind}, {self.state})"

@@ -6,6 +6,7 @@ when they run: their function-local imports are the documented exceptions of
 tests/training/test_service_imports.py."""
 
 import contextlib
+import logging
 from datetime import timedelta
 
 from celery import Task, shared_task
@@ -13,8 +14,9 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
-from labeling.tasks import send_or_unavailable
+from labeling.tasks import BROKER_DOWN, send_or_unavailable
 
+logger = logging.getLogger(__name__)
 QUEUE_GPU = "gpu"  # generation, training, evaluation: one worker process per GPU
 QUEUE_DEFAULT = "default"  # the sweep and other bookkeeping
 
@@ -83,3 +85,33 @@ def enqueue_run(run_id: int, *, queue: str) -> None:
         saved=f"run {run_id} is saved (queued)",
         then="the sweep enqueues it once the queue is back. Poll the run; do not start it again.",
     )
+
+
+@shared_task(name="training.advance_sweep", acks_late=True)
+def advance_sweep(sweep_id: int) -> str | None:
+    """Advance one hyperparameter sweep: tell its study what its trials' runs did, start the next
+    trials (idempotent under the sweep's row lock: a duplicate message changes nothing)."""
+    from training.services.sweeps import sweep_advance
+
+    sweep = sweep_advance(sweep_id=sweep_id)
+    return sweep.state if sweep is not None else None
+
+
+@shared_task(name="training.advance_sweeps")
+def advance_sweeps() -> dict:
+    """Periodic (Celery beat): advance every running sweep, so one whose trigger was lost (a worker or
+    the broker down when its trial ended) goes on, and running trials' intermediate metrics reach the
+    pruner."""
+    from training.services.sweeps import sweeps_advance_running
+
+    return sweeps_advance_running()
+
+
+def enqueue_sweep_advance(sweep_id: int) -> None:
+    """Send the sweep's advance (in ``transaction.on_commit``). Never raises: it runs after a trial's
+    run changed state, in the worker that ran it; with the broker down, beat's ``advance_sweeps``
+    advances the sweep a few seconds later."""
+    try:
+        advance_sweep.apply_async(args=[sweep_id], queue=QUEUE_DEFAULT)
+    except BROKER_DOWN as exc:
+        logger.warning("could not enqueue the advance of sweep %s (beat advances it): %s", sweep_id, exc)

@@ -3,6 +3,7 @@ from django.urls import path
 from training import apis
 from training import apis_rounds as rounds
 from training import apis_side_by_side as sxs
+from training import apis_sweeps as sweeps
 
 urlpatterns = [
     path("runs/", apis.RunListCreateApi.as_view(), name="runs"),
@@ -14,6 +15,10 @@ urlpatterns = [
     path("runs/<int:run_id>/revisions/", apis.RunRevisionsApi.as_view(), name="run-revisions"),
     path("runs/<int:run_id>/cancel/", apis.RunCancelApi.as_view(), name="run-cancel"),
     path("runs/<int:run_id>/guard/", rounds.RunGuardApi.as_view(), name="run-guard"),
+    path("sweeps/", sweeps.SweepListCreateApi.as_view(), name="sweeps"),
+    path("sweeps/kinds/", sweeps.SweepKindsApi.as_view(), name="sweep-kinds"),
+    path("sweeps/<int:sweep_id>/", sweeps.SweepDetailApi.as_view(), name="sweep-detail"),
+    path("sweeps/<int:sweep_id>/cancel/", sweeps.SweepCancelApi.as_view(), name="sweep-cancel"),
     path("projects/<int:project_id>/rounds/", rounds.ProjectRoundsApi.as_view(), name="project-rounds"),
     path("rounds/<int:round_id>/", rounds.RoundDetailApi.as_view(), name="round-detail"),
     path("projects/<int:project_id>/generate/", apis.ProjectGenerateApi.as_view(), name="project-generate"),

@@ -18,6 +18,9 @@ DOCUMENTED = {
     ("training/tasks.py", "on_failure"): "training.services.runs",
     ("training/tasks.py", "run_execute"): "training.runner",
     ("training/tasks.py", "sweep_runs"): "training.services.runs",
+    # Sweeps start runs (sweeps -> runs -> tasks): the tasks reach the sweep service when run.
+    ("training/tasks.py", "advance_sweep"): "training.services.sweeps",
+    ("training/tasks.py", "advance_sweeps"): "training.services.sweeps",
 }
 
 

@@ -32,12 +32,13 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from common import storage
 from common.exceptions import Conflict, ServiceError
 from training import tasks
 from training.ml.configs import ConfigError, available_configs, config_for
 from training.models import LIVE_STATES, TERMINAL_STATES, RunEvent, RunEventType, RunKind, RunState, TrainingRun
 from training.services.lookups import RUNS_DIR as RUNS_DIR  # re-exported (the runner names runs.RUNS_DIR)
-from training.services.lookups import run_folder
+from training.services.lookups import run_folder, run_published_files, run_relpath
 from training.services.run_inputs import resolve_inputs
 
 logger = logging.getLogger(__name__)
@@ -161,6 +162,9 @@ def run_transition(
         payload["note"] = note
     _append(run, [(RunEventType.STATE, payload)])
     run.save(update_fields=fields)
+    if to in TERMINAL_STATES and run.sweep_id is not None:  # a sweep's trial ended: its sweep goes on
+        sweep_id = run.sweep_id
+        transaction.on_commit(lambda: tasks.enqueue_sweep_advance(sweep_id), robust=True)
     return run
 
 
@@ -220,6 +224,8 @@ def run_create(
             _set_aside_leftovers(folder)
             folder.mkdir(parents=True)
             prepare(run, folder)
+            if storage.on_s3():  # the worker may be another machine: it reads its inputs from the store
+                storage.publish_copy(folder, run_relpath(run.pk), names=run_published_files(folder))
         run_id, queue = run.pk, _queue(kind)
         transaction.on_commit(lambda: tasks.enqueue_run(run_id, queue=queue))
     return run
