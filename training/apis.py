@@ -332,6 +332,15 @@ class RunKindOutput(serializers.Serializer):
         child=serializers.CharField(),
         help_text="Input name -> what it means for this kind, or its default here (the form shows it).",
     )
+    inputs_note = serializers.CharField(allow_blank=True, help_text="How the inputs combine (one or the other).")
+    version_tasks = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Version input -> the registry tasks it accepts (others are refused).",
+    )
+    adapter_base = serializers.BooleanField(help_text="Whether base_version may be an adapter version.")
+    common_config = serializers.ListField(
+        child=serializers.CharField(), help_text="The config fields a form shows up front; the rest are advanced."
+    )
     config = RunKindField(many=True)
 
 

@@ -45,6 +45,8 @@ class KindSpec:
     queue: str = QUEUE_GPU  # every kind loads a model: GPU workers (one process per GPU, prefetch 1)
     multi_gpu: bool = False  # trains with a (TRL) Trainer: spreads over the worker's GPUs via accelerate
     hints: dict[str, str] = field(default_factory=dict)  # what an input means for this kind (the form)
+    inputs_note: str = ""  # how the inputs combine (one or the other), shown above them in the form
+    common_config: tuple[str, ...] = ()  # the config fields the form shows up front (the rest: "Advanced")
     # The scalar metrics its result reports (``outputs.result.metrics``), which a sweep may rank trials
     # by; those that are also metric events during the run (with a step) feed a sweep's pruner.
     metrics: tuple[str, ...] = ()
@@ -53,6 +55,15 @@ class KindSpec:
     def config_class(self) -> type[BaseConfig] | None:
         """Its config class (``training.ml``), None while the kind's config module is not built."""
         return available_configs().get(self.kind)
+
+    def version_tasks(self) -> dict[str, list[str]]:
+        """The registry tasks each of its version inputs accepts (the resolver refuses the others)."""
+        tasks = {
+            "base_version": self.base_tasks,
+            "reward_version": run_inputs.REWARD_TASKS,
+            "kl_base_version": run_inputs.KL_BASE_TASKS,
+        }
+        return {name: [str(t) for t in tasks[name]] for name in self.inputs if name in tasks}
 
     @property
     def startable(self) -> bool:
@@ -70,10 +81,18 @@ _PAIRS_HINTS = {
     "cai_run": "Instead of a snapshot: the pairs of a succeeded cai_revise run (each revision over its first answer).",
 }
 
+_TRAINING_COMMON = ("learning_rate", "num_train_epochs", "max_steps", "peft_method", "lora_r")
+_PAIRS_NOTE = (
+    "Pairs: a ready snapshot, or a cai_run (each revision preferred over its first answer) — one or the other."
+)
+
 _SPECS = (
     KindSpec(kind="generate", handler=_generate_handler),
     KindSpec(
         kind="sft",
+        inputs_note="Training data: a dataset and its target field (prompts rendered by the template), or a cai_run "
+        "(a cai_revise run's revisions) — one or the other.",
+        common_config=_TRAINING_COMMON,
         inputs=("base_version", "dataset", "template", "target_field", "cai_run", "limit", "output_model"),
         resolve=cai.cai_run_or(run_inputs.sft_files),
         output_task=Task.CAUSAL_LM,
@@ -89,6 +108,8 @@ _SPECS = (
     ),
     KindSpec(
         kind="reward_model",
+        inputs_note=_PAIRS_NOTE,
+        common_config=_TRAINING_COMMON,
         inputs=("base_version", "snapshot", "cai_run", "output_model"),
         resolve=cai.cai_run_or(run_inputs.snapshot_pairs),
         base_tasks=(Task.CAUSAL_LM, Task.CLASSIFIER, Task.REWARD_MODEL),
@@ -100,6 +121,8 @@ _SPECS = (
     ),
     KindSpec(
         kind="rlhf",
+        inputs_note="Rewards: a reward model version, or a rule reward named in the config's reward_function.",
+        common_config=("algorithm", "kl_coef", *_TRAINING_COMMON),
         inputs=("base_version", "dataset", "template", "reward_version", "limit", "output_model"),
         resolve=run_inputs.rlhf_prompts,
         output_task=Task.CAUSAL_LM,
@@ -120,6 +143,8 @@ _SPECS = (
     ),
     KindSpec(
         kind="dpo",
+        inputs_note=_PAIRS_NOTE,
+        common_config=(*_TRAINING_COMMON, "beta"),
         inputs=("base_version", "snapshot", "cai_run", "output_model"),
         resolve=cai.cai_run_or(run_inputs.snapshot_pairs),
         output_task=Task.CAUSAL_LM,
@@ -137,6 +162,8 @@ _SPECS = (
     ),
     KindSpec(
         kind="cai_revise",
+        inputs_note="Prompts: a dataset (with a template), or, with no dataset, the project's comparison prompts.",
+        common_config=("rounds", "principle_keys", "max_new_tokens"),
         inputs=("base_version", "constitution", "dataset", "template", "split", "limit", "then_sft"),
         resolve=cai.revise,
         always_filled=("prompts_file",),
@@ -152,6 +179,8 @@ _SPECS = (
     ),
     KindSpec(
         kind="ai_feedback",
+        inputs_note="It labels the project's non-gold comparisons that have no AI label yet.",
+        common_config=("principle", "both_orders"),
         inputs=("base_version", "constitution", "split", "limit"),
         resolve=cai.feedback,
         always_filled=("comparisons_file",),
@@ -165,6 +194,7 @@ _SPECS = (
     ),
     KindSpec(
         kind="evaluate",
+        common_config=("max_new_tokens", "generations", "metrics"),
         inputs=(
             "base_version",
             "dataset",

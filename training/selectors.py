@@ -106,6 +106,16 @@ def run_kinds() -> list[dict]:
         if doc.startswith(f"{config_class.__name__}("):  # dataclass's generated docstring: no words
             doc = ""
         kinds.append(
-            {"kind": kind, "description": doc, "inputs": list(spec.inputs), "hints": dict(spec.hints), "config": fields}
+            {
+                "kind": kind,
+                "description": doc,
+                "inputs": list(spec.inputs),
+                "hints": dict(spec.hints),
+                "inputs_note": spec.inputs_note,
+                "version_tasks": spec.version_tasks(),
+                "adapter_base": spec.base_adapter_ok,
+                "common_config": list(spec.common_config),
+                "config": fields,
+            }
         )
     return kinds

@@ -81,3 +81,16 @@ def test_a_run_is_enqueued_on_its_kinds_queue(monkeypatch, enqueued, admin_user,
             kind="generate", config={"model_path": "/m", "prompts_file": "p.jsonl"}, created_by=admin_user
         )
     assert enqueued == [(run.pk, "elsewhere")]
+
+
+def test_the_form_reads_each_kinds_version_tasks_and_common_fields_from_its_spec():
+    from training.selectors import run_kinds
+
+    by_kind = {row["kind"]: row for row in run_kinds()}
+    assert by_kind["reward_model"]["version_tasks"] == {"base_version": ["causal-lm", "classifier", "reward-model"]}
+    assert by_kind["rlhf"]["version_tasks"]["reward_version"] == ["reward-model", "classifier"]
+    assert by_kind["evaluate"]["adapter_base"] is True and by_kind["sft"]["adapter_base"] is False
+    for row in by_kind.values():
+        names = {f["name"] for f in row["config"]}
+        assert set(row["common_config"]) <= names, row["kind"]  # a common field the config class lacks
+        assert set(row["version_tasks"]) <= set(row["inputs"])

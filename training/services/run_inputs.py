@@ -55,6 +55,10 @@ FILLS = {
     "constitution": ("principles",),
 }
 
+# What the version inputs other than base_version (the kind's KindSpec.base_tasks) may be.
+REWARD_TASKS = (Task.REWARD_MODEL, Task.CLASSIFIER)
+KL_BASE_TASKS = (Task.CAUSAL_LM,)
+
 
 @dataclass(frozen=True)
 class Reader:
@@ -291,9 +295,7 @@ def _prompt_files(resolved: Resolved, inputs: dict, project: Project | None) -> 
 
 
 def _reward(resolved: Resolved, inputs: dict, *, required: bool) -> None:
-    version = _version(
-        inputs, "reward_version", tasks=(Task.REWARD_MODEL, Task.CLASSIFIER), reader=resolved.reader, required=required
-    )
+    version = _version(inputs, "reward_version", tasks=REWARD_TASKS, reader=resolved.reader, required=required)
     if version is not None:
         resolved.config["reward_model_path"] = version_folder(version)
         resolved.inputs["reward_version"] = version.pk
@@ -325,7 +327,7 @@ def _evaluate(resolved: Resolved, inputs: dict, project: Project | None, evaluat
         raise _error("inputs.split", f"dataset {dataset.name!r} has no {split} rows")
     resolved.files["data.jsonl"] = rows
     resolved.config["data_file"] = "data.jsonl"
-    kl_base = _version(inputs, "kl_base_version", tasks=(Task.CAUSAL_LM,), reader=resolved.reader)
+    kl_base = _version(inputs, "kl_base_version", tasks=KL_BASE_TASKS, reader=resolved.reader)
     if kl_base is None and evaluated is not None and evaluated.base_version is not None:
         kl_base = evaluated.base_version
         if kl_base.is_adapter:
