@@ -21,6 +21,7 @@ from training.apis import INPUT_SCHEMAS, _project_for_runs, _reject_unknown_keys
 from training.kinds import KINDS, filled_fields
 from training.ml.configs import worker_path_fields
 from training.models import RunKind, RunState, Sweep, SweepDirection, SweepPruner, SweepSampler, SweepState
+from training.services import sweep_study
 from training.services import sweeps as sweep_services
 
 SWEEP_KINDS = tuple(sorted(k for k, spec in KINDS.items() if spec.startable and spec.config_class is not None))
@@ -38,7 +39,7 @@ def _choice(items: dict) -> dict:
             "values": {
                 "type": "array",
                 "minItems": 1,
-                "maxItems": sweep_services.MAX_CHOICES,
+                "maxItems": sweep_study.MAX_CHOICES,
                 "uniqueItems": True,
                 "items": items,
             },
@@ -79,7 +80,7 @@ SPACE_ENTRY = {"oneOf": [_choice({}), _range("int"), _range("float")]}
 SEARCH_SPACE_SCHEMA = {
     "type": "object",
     "minProperties": 1,
-    "maxProperties": sweep_services.MAX_FIELDS,
+    "maxProperties": sweep_study.MAX_FIELDS,
     "additionalProperties": SPACE_ENTRY,
 }
 

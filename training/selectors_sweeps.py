@@ -11,7 +11,7 @@ from training.kinds import KINDS, filled_fields
 from training.ml.configs import worker_path_fields
 from training.models import TERMINAL_STATES, Sweep, SweepDirection, TrainingRun
 from training.selectors import RUN_ROLES, is_run_staff, run_kinds
-from training.services.sweeps import decode_params, study_trials
+from training.services.sweep_study import decode_params, study_trials
 
 
 def sweeps_for_user(*, user) -> QuerySet[Sweep]:

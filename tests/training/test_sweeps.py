@@ -16,7 +16,7 @@ from training import tasks
 from training.kinds import KINDS
 from training.models import RunState, Sweep, SweepState, TrainingRun
 from training.services import runs as run_services
-from training.services import sweeps
+from training.services import sweep_study, sweeps
 from training.services.runs import run_events_append, run_transition
 
 from .conftest import rows_jsonl
@@ -85,7 +85,7 @@ def trial_runs(sweep) -> dict[int, TrainingRun]:
 
 
 def study_states(sweep) -> list[str]:
-    return [t.state.name for t in sweeps.study_trials(sweep)]
+    return [t.state.name for t in sweep_study.study_trials(sweep)]
 
 
 def report(run, *points, metric="eval_loss"):
@@ -239,9 +239,9 @@ def test_trials_up_to_the_parallelism_and_the_budget_then_the_best_version_is_al
     runs = trial_runs(sweep)
     assert sorted(runs) == [0, 1] and study_states(sweep) == ["RUNNING", "RUNNING"]
     # Each trial is an ordinary run of the kind: the base config with the trial's values, on its queue.
-    trials = {t.number: t for t in sweeps.study_trials(sweep)}
+    trials = {t.number: t for t in sweep_study.study_trials(sweep)}
     for number, run in runs.items():
-        params = sweeps.decode_params(sweep.search_space, trials[number].params)
+        params = sweep_study.decode_params(sweep.search_space, trials[number].params)
         assert run.kind == "sft" and run.state == S.QUEUED and run.created_by == reviewer
         assert run.config["learning_rate"] == params["learning_rate"] and run.config["lora_r"] == params["lora_r"]
         assert run.config["max_steps"] == 2 and run.config["train_file"] == "train.jsonl"
@@ -251,7 +251,7 @@ def test_trials_up_to_the_parallelism_and_the_budget_then_the_best_version_is_al
     assert {queue for _, queue in advances["runs"]} == {"gpu"}
 
     sweeps.sweep_advance(sweep_id=sweep.pk)  # idempotent: nothing new while both run
-    assert len(trial_runs(sweep)) == 2 and len(sweeps.study_trials(sweep)) == 2
+    assert len(trial_runs(sweep)) == 2 and len(sweep_study.study_trials(sweep)) == 2
 
     # A trial's end advances its sweep (on commit), which starts the last trial.
     with django_capture_on_commit_callbacks(execute=True):
@@ -300,7 +300,7 @@ def test_a_seeded_sweep_asks_the_same_parameters(reviewer, project, base_version
     second = make_sweep(project, base_version, qa, reviewer, sampler="random")
     for sweep in (first, second):
         sweeps.sweep_advance(sweep_id=sweep.pk)
-    params = [[t.params for t in sweeps.study_trials(s)] for s in (first, second)]
+    params = [[t.params for t in sweep_study.study_trials(s)] for s in (first, second)]
     assert params[0] == params[1] and params[0][0] != params[0][1]
 
 
@@ -322,7 +322,7 @@ def test_a_trial_whose_intermediate_metric_is_bad_is_pruned_and_its_run_cancelle
     report(good, (2, 3.0))  # far worse than the median at step 2: stopped
     sweeps.sweep_advance(sweep_id=sweep.pk)
     assert TrainingRun.objects.get(pk=good.pk).state == S.CANCELLING
-    trial = sweeps.study_trials(sweep)[5]
+    trial = sweep_study.study_trials(sweep)[5]
     assert trial.state == TrialState.PRUNED and trial.intermediate_values == {1: 0.9, 2: 3.0}
     # Its GPU is busy until the worker stops it: no new trial before the run has ended.
     sweeps.sweep_advance(sweep_id=sweep.pk)
@@ -345,7 +345,7 @@ def test_no_pruning_with_pruner_none(reviewer, project, base_version, qa):
     report(run, (1, 50.0))
     sweeps.sweep_advance(sweep_id=sweep.pk)
     assert TrainingRun.objects.get(pk=run.pk).state == S.RUNNING
-    assert sweeps.study_trials(sweep)[5].intermediate_values == {1: 50.0}
+    assert sweep_study.study_trials(sweep)[5].intermediate_values == {1: 50.0}
 
 
 def test_a_crash_between_ask_and_start_neither_starts_a_trial_twice_nor_loses_one(
@@ -371,10 +371,10 @@ def test_a_crash_between_ask_and_start_neither_starts_a_trial_twice_nor_loses_on
     sweeps.sweep_advance(sweep_id=sweep.pk)
     sweeps.sweep_advance(sweep_id=sweep.pk)
     runs = trial_runs(sweep)
-    trials = sweeps.study_trials(sweep)
+    trials = sweep_study.study_trials(sweep)
     assert sorted(runs) == [0, 1] and len(trials) == 2  # the asked trials got their runs; none asked again
     for trial in trials:
-        params = sweeps.decode_params(sweep.search_space, trial.params)
+        params = sweep_study.decode_params(sweep.search_space, trial.params)
         assert runs[trial.number].config["learning_rate"] == params["learning_rate"]
     assert calls[0]["learning_rate"] == runs[0].config["learning_rate"]
 
@@ -398,7 +398,7 @@ def test_a_trial_whose_run_is_refused_fails_and_a_sweep_of_failures_fails(review
     sweep = sweeps.sweep_advance(sweep_id=sweep.pk)
     assert TrainingRun.objects.count() == 0 and study_states(sweep) == ["FAIL", "FAIL"]
     assert sweep.state == SweepState.FAILED and "inputs.dataset" in sweep.error
-    assert "its run could not start" in sweeps.study_trials(sweep)[0].user_attrs["error"]
+    assert "its run could not start" in sweep_study.study_trials(sweep)[0].user_attrs["error"]
 
 
 def test_cancel_cancels_the_sweep_and_its_live_runs(
@@ -456,7 +456,7 @@ def test_the_kinds_a_sweep_searches_say_their_metrics_and_fields(api, reviewer):
 def test_the_study_lives_in_the_database_django_uses():
     from django.db import connection
 
-    url = sweeps.storage_url()
+    url = sweep_study.storage_url()
     if connection.vendor == "postgresql":
         assert url.startswith("postgresql+psycopg://") and url.endswith("/" + connection.settings_dict["NAME"])
     else:
