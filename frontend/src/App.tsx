@@ -7,17 +7,34 @@ import { Projects } from "./pages/Projects";
 import { Link, match, usePath } from "./router";
 import { RunPage } from "./runs/RunPage";
 import { SessionProvider, useSession } from "./session";
+import { SweepPage } from "./sweeps/SweepPage";
+import { SweepsTab } from "./sweeps/SweepsTab";
 
 function Routes({ path }: { path: string }) {
   let params = match("/projects/:id/label", path);
   if (params) return <Workspace projectId={Number(params.id)} />;
-  params = match("/projects/:id/admin", path) ?? match("/projects/:id/admin/:tab", path) ?? match("/projects/:id/admin/runs/:run", path) ?? match("/projects/:id/rounds", path);
+  params = match("/projects/:id/admin", path) ?? match("/projects/:id/admin/:tab", path) ?? match("/projects/:id/admin/runs/:run", path) ?? match("/projects/:id/admin/sweeps/:sweep", path) ?? match("/projects/:id/rounds", path);
   if (params) return <Console projectId={Number(params.id)} />;
   params = match("/runs/:id", path);
   if (params) {
     return (
       <section className="console">
         <RunPage runId={Number(params.id)} />
+      </section>
+    );
+  }
+  params = match("/sweeps/:id", path);
+  if (params && /^\d+$/.test(params.id)) {
+    return (
+      <section className="console">
+        <SweepPage sweepId={Number(params.id)} backHref="/sweeps" />
+      </section>
+    );
+  }
+  if (path === "/sweeps" || path === "/sweeps/") {
+    return (
+      <section className="console">
+        <SweepsTab />
       </section>
     );
   }
@@ -46,6 +63,7 @@ function Shell() {
         <nav>
           <Link href="/">Projects</Link>
           <Link href="/evaluations">Evaluations</Link>
+          <Link href="/sweeps">Sweeps</Link>
           <a href="/api/docs/">API</a>
         </nav>
         <span className="who">

@@ -5,6 +5,8 @@ import { ModelsTab } from "../registry/ModelsTab";
 import { RoundsPage } from "../rounds/RoundsPage";
 import { Link, match, usePath } from "../router";
 import { RunPage } from "../runs/RunPage";
+import { SweepPage } from "../sweeps/SweepPage";
+import { SweepsTab } from "../sweeps/SweepsTab";
 import { ErrorNote } from "../ui/components";
 import { useLoad } from "../ui/hooks";
 import { AuditTab } from "./AuditTab";
@@ -31,6 +33,7 @@ export const TABS = [
   { id: "audit", label: "AI audit" },
   { id: "snapshots", label: "Snapshots" },
   { id: "runs", label: "Runs" },
+  { id: "sweeps", label: "Sweeps" },
   { id: "rounds", label: "Rounds" },
   { id: "models", label: "Models" },
 ] as const;
@@ -45,8 +48,9 @@ export type TabProps = { project: Project; canEdit: boolean; onProjectChange: (p
 export function Console({ projectId }: { projectId: number }) {
   const path = usePath();
   const runId = match("/projects/:id/admin/runs/:run", path)?.run;
+  const sweepId = match("/projects/:id/admin/sweeps/:sweep", path)?.sweep;
   const onRounds = match("/projects/:id/rounds", path) !== null;
-  const tab = runId ? "runs" : onRounds ? "rounds" : (match("/projects/:id/admin/:tab", path)?.tab ?? "settings");
+  const tab = runId ? "runs" : sweepId ? "sweeps" : onRounds ? "rounds" : (match("/projects/:id/admin/:tab", path)?.tab ?? "settings");
   const { data: project, error, setData } = useLoad(() => api.get<Project>(`projects/${projectId}/`), String(projectId));
 
   if (error) return <ErrorNote error={error} />;
@@ -91,6 +95,8 @@ export function Console({ projectId }: { projectId: number }) {
         {tab === "snapshots" && <SnapshotsTab {...props} />}
         {tab === "runs" && !runId && <ExternalTab projectId={project.id} canEdit={canEdit} />}
         {tab === "runs" && runId && <RunPage runId={Number(runId)} backHref={`/projects/${project.id}/admin/runs`} />}
+        {tab === "sweeps" && !sweepId && <SweepsTab projectId={project.id} canStart={canEdit} />}
+        {tab === "sweeps" && sweepId && <SweepPage sweepId={Number(sweepId)} backHref={`/projects/${project.id}/admin/sweeps`} inConsole />}
         {tab === "rounds" && <RoundsPage project={project} canEdit={canEdit} />}
         {tab === "models" && <ModelsTab projectId={project.id} />}
         {!known && <p>No tab named “{tab}”.</p>}
