@@ -276,7 +276,21 @@ export type RunConfigField = {
 
 /** GET /api/runs/kinds/: a kind a person can start, the inputs it takes (`hints`: what an input means
  * for this kind, training/kinds.py) and its config fields. */
-export type RunKindSpec = { kind: string; description: string; inputs: string[]; hints: Record<string, string>; config: RunConfigField[] };
+export type RunKindSpec = {
+  kind: string;
+  description: string;
+  inputs: string[];
+  hints: Record<string, string>;
+  /** How the inputs combine (one or the other), shown above them; "" for none. */
+  inputs_note: string;
+  /** Version input -> the registry tasks it accepts (the server refuses the others). */
+  version_tasks: Record<string, string[]>;
+  /** Whether base_version may be an adapter version. */
+  adapter_base: boolean;
+  /** The config fields a form shows up front; the rest sit behind "Advanced". */
+  common_config: string[];
+  config: RunConfigField[];
+};
 
 /** POST /api/runs/ (`round`: the id of a round of the same project the run joins; left out for none). */
 export type RunStartBody = { kind: string; project: number; config: Record<string, unknown>; inputs: Record<string, unknown>; round?: number };

@@ -8,8 +8,8 @@ import { useId, useState, type FormEvent } from "react";
 import type { Dataset, Template } from "../admin/types";
 import { api, type Page } from "../api";
 import { RoundField } from "../rounds/RoundField";
-import { versionChoices } from "../runs/startRun";
-import { Field, GenerationFields } from "../ui/components";
+import { CAUSAL_LM_BASE, versionChoices } from "../runs/startRun";
+import { Field, FieldNote, GenerationFields } from "../ui/components";
 import { errorText } from "../ui/format";
 import { useFormState, useLoad } from "../ui/hooks";
 import { evalApi, usableVersions } from "./evalApi";
@@ -38,7 +38,7 @@ export function NewEvaluationForm({ projects, initialProject, onCreated, onCance
     `templates:${projectId}`,
   );
   const registry = useLoad(async () => (projectId ? usableVersions(projectId) : []), `versions:${projectId}`);
-  const choices = versionChoices(registry.data ?? [], "generate", "base_version");
+  const choices = versionChoices(registry.data ?? [], CAUSAL_LM_BASE, "base_version");
   const dataset = datasets.data?.find((d) => String(d.id) === form.dataset);
 
 
@@ -199,15 +199,7 @@ function VersionPicker({ choices, loading, chosen, error, onChange, projectChose
           </label>
         ))}
       </div>
-      {error ? (
-        <span className="field-error" role="alert" id={noteId}>
-          {error}
-        </span>
-      ) : (
-        <span className="hint" id={noteId}>
-          {note}
-        </span>
-      )}
+      <FieldNote id={noteId} error={error} hint={note} />
     </fieldset>
   );
 }

@@ -9,7 +9,7 @@ import { useEffect, useId, useState, type FormEvent } from "react";
 import type { Dataset } from "../admin/types";
 import { api, type Page } from "../api";
 import { usableVersions } from "../evals/evalApi";
-import { versionChoices } from "../runs/startRun";
+import { CAUSAL_LM_BASE, versionChoices } from "../runs/startRun";
 import { Field, GenerationFields } from "../ui/components";
 import { errorText } from "../ui/format";
 import { useFormState, useLoad } from "../ui/hooks";
@@ -45,7 +45,7 @@ export function StartRoundForm({ projectId, rounds, onStarted, onCancel }: Props
   const aliasList = `${useId()}-aliases`;
   const datasets = useLoad(async () => (await api.get<Page<Dataset>>(`projects/${projectId}/datasets/`, { limit: 200 })).results, `datasets:${projectId}`);
   const registry = useLoad(() => usableVersions(projectId), `versions:${projectId}`);
-  const choices = versionChoices(registry.data ?? [], "generate", "base_version");
+  const choices = versionChoices(registry.data ?? [], CAUSAL_LM_BASE, "base_version");
   const models = (registry.data ?? []).map((r) => r.model);
   const model = models.find((m) => String(m.id) === form.model);
   const latest = sortRounds(rounds).at(-1);

@@ -1,18 +1,19 @@
 /**
  * One training run, live: state, progress, metric curves, the log tail and a Cancel button. It polls
  * while the run is not finished (useRunFeed) and stops once it is. Shown inside a project's console
- * (/projects/:id/admin/runs/:run) and on its own (/runs/:id) for runs outside a project.
+ * (/projects/:id/admin/runs/:run) and on its own (/runs/:id) for runs outside a project. A sweep's trial
+ * links to its sweep ("trial N of sweep M").
  */
-import { useState, type ReactNode } from "react";
-import { ApiError, api } from "../api";
+import { api } from "../api";
 import { GuardPanel } from "../rounds/GuardPanel";
 import { Link } from "../router";
 import { COLORS, StepChart } from "../ui/charts";
 import { Badge, ErrorNote, ProgressBar } from "../ui/components";
-import { errorText, formatWhen } from "../ui/format";
+import { formatWhen } from "../ui/format";
 import { LogTail } from "./LogTail";
+import { CancelAction, Fact } from "./PageParts";
 import { AiFeedbackSummary, Revisions } from "./Revisions";
-import { canCancel, isTerminal, progressFraction, registeredVersions, stateTone, type Run } from "./runEvents";
+import { canCancel, isTerminal, progressFraction, registeredVersions, stateTone, sweepHref, type Run } from "./runEvents";
 import { useRunFeed } from "./useRunFeed";
 
 const CURVE_COLORS = [COLORS.blue, COLORS.orange, COLORS.green, COLORS.red, COLORS.amber, COLORS.dark];
@@ -76,6 +77,11 @@ function RunHeader({ run, polling, onCancelled }: { run: Run; polling: boolean; 
             in a round of the loop
           </Link>
         )}
+        {run.sweep != null && (
+          <Link href={sweepHref(run.sweep, run.project)} className="small" data-testid="run-sweep">
+            {run.sweep_trial != null ? `trial ${run.sweep_trial} of sweep ${run.sweep}` : `a trial of sweep ${run.sweep}`}
+          </Link>
+        )}
         <CancelButton run={run} onCancelled={onCancelled} />
       </header>
       {fraction !== null ? (
@@ -105,43 +111,17 @@ function RunHeader({ run, polling, onCancelled }: { run: Run; polling: boolean; 
   );
 }
 
-function Fact({ label, children }: { label: string; children: ReactNode }) {
-  return (
-    <div>
-      <dt>{label}</dt>
-      <dd>{children}</dd>
-    </div>
-  );
-}
-
 /** Cancel with a confirmation: queued runs stop at once, running ones become cancelling until the worker confirms. */
 function CancelButton({ run, onCancelled }: { run: Run; onCancelled: (run: Run) => void }) {
-  const [sending, setSending] = useState(false);
-  const [error, setError] = useState("");
-  const cancel = async () => {
-    if (!window.confirm(`Cancel run ${run.id} (${run.kind})? A running process is stopped; this cannot be undone.`)) return;
-    setSending(true);
-    setError("");
-    try {
-      onCancelled(await api.post<Run>(`runs/${run.id}/cancel/`));
-    } catch (err) {
-      setError(err instanceof ApiError && err.status === 409 ? `Not cancelled: ${err.detail}` : errorText(err));
-    } finally {
-      setSending(false);
-    }
-  };
-  const label = sending ? "Cancelling…" : run.state === "cancelling" ? "Cancelling (waiting for the worker)…" : run.state === "cancelled" ? "Cancelled" : "Cancel run";
   return (
-    <span className="run-cancel">
-      <button type="button" className="secondary danger" onClick={() => void cancel()} disabled={sending || !canCancel(run.state)}>
-        {label}
-      </button>
-      {error && (
-        <span className="error small" role="alert">
-          {error}
-        </span>
-      )}
-    </span>
+    <CancelAction
+      question={`Cancel run ${run.id} (${run.kind})? A running process is stopped; this cannot be undone.`}
+      cancel={async () => onCancelled(await api.post<Run>(`runs/${run.id}/cancel/`))}
+      label={(sending) =>
+        sending ? "Cancelling…" : run.state === "cancelling" ? "Cancelling (waiting for the worker)…" : run.state === "cancelled" ? "Cancelled" : "Cancel run"
+      }
+      disabled={!canCancel(run.state)}
+    />
   );
 }
 

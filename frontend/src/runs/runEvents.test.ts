@@ -9,6 +9,7 @@ import {
   mergeEvents,
   progressFraction,
   registeredVersions,
+  sweepHref,
   thin,
   type RunEvent,
   type RunEventsAnswer,
@@ -199,5 +200,12 @@ describe("registeredVersions", () => {
       { id: 7, model: "sft-dialogsum", version: 2, role: "adapter" },
       { id: 8, model: "sft-dialogsum", version: 3, role: null },
     ]);
+  });
+});
+
+describe("sweepHref", () => {
+  it("links a trial's sweep in its project's console, or on its own outside a project", () => {
+    expect(sweepHref(7, 3)).toBe("/projects/3/admin/sweeps/7");
+    expect(sweepHref(7, null)).toBe("/sweeps/7");
   });
 });

@@ -26,6 +26,9 @@ export type Run = {
   heartbeat_at: string | null;
   last_seq: number;
   round?: number | null;
+  /** The sweep the run is a trial of, and its trial number; null when it is none's. */
+  sweep?: number | null;
+  sweep_trial?: number | null;
   created_by: number | null;
   created_at: string;
   started_at: string | null;
@@ -53,6 +56,11 @@ export function isTerminal(state: string | null | undefined): boolean {
 /** Queued and running runs can be cancelled; a cancelling one is on its way already. */
 export function canCancel(state: string | null | undefined): boolean {
   return state === "queued" || state === "running";
+}
+
+/** A sweep's page: in its project's console, or on its own (/sweeps/:id) for a sweep outside a project. */
+export function sweepHref(sweep: number, project: number | null): string {
+  return project != null ? `/projects/${project}/admin/sweeps/${sweep}` : `/sweeps/${sweep}`;
 }
 
 export function stateTone(state: string): "good" | "bad" | "busy" | "plain" {

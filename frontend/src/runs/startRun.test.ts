@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ApiError, type ModelVersion, type RegisteredModel, type RunConfigField, type RunKindSpec } from "../api";
 import {
   buildRunRequest,
+  CAUSAL_LM_BASE,
   configControl,
   defaultText,
   editableConfig,
@@ -29,6 +30,10 @@ const CAI_REVISE: RunKindSpec = {
   description: "The supervised stage of Constitutional AI.",
   inputs: ["base_version", "constitution", "dataset", "template", "split", "limit", "then_sft"],
   hints: { dataset: "Optional: revise answers to this dataset's rows. Empty: the project's comparison prompts." },
+  inputs_note: "Prompts: a dataset (with a template), or, with no dataset, the project's comparison prompts.",
+  version_tasks: { base_version: ["causal-lm"] },
+  adapter_base: false,
+  common_config: ["rounds", "principle_keys", "max_new_tokens"],
   config: [
     field("model_path", "str", null, { filled_by_inputs: true }),
     field("prompts_file", "str", null, { filled_by_inputs: true }),
@@ -48,6 +53,10 @@ const SFT: RunKindSpec = {
   description: "Supervised fine-tuning.",
   inputs: ["base_version", "dataset", "template", "target_field", "cai_run", "limit", "output_model"],
   hints: { dataset: "With a target field: the rows rendered by the template are the prompts. Leave empty to learn a cai_run instead." },
+  inputs_note: "Training data: a dataset and its target field (prompts rendered by the template), or a cai_run (a cai_revise run's revisions) — one or the other.",
+  version_tasks: { base_version: ["causal-lm"] },
+  adapter_base: false,
+  common_config: ["learning_rate", "num_train_epochs", "max_steps", "peft_method", "lora_r"],
   config: [
     field("model_path", "str", null, { filled_by_inputs: true }),
     field("learning_rate", "float | None", null),
@@ -67,6 +76,10 @@ const EVALUATE: RunKindSpec = {
   description: "Score a model.",
   inputs: ["base_version", "dataset", "split", "reference_field", "templates", "reward_version", "kl_base_version", "limit"],
   hints: {},
+  inputs_note: "",
+  version_tasks: { base_version: ["causal-lm"], reward_version: ["reward-model", "classifier"], kl_base_version: ["causal-lm"] },
+  adapter_base: true,
+  common_config: ["max_new_tokens", "generations", "metrics"],
   config: [field("generations", "list", [{ name: "greedy", greedy: true }]), field("metrics", "list", []), field("extra", "dict", {})],
 };
 
@@ -77,6 +90,13 @@ describe("config fields", () => {
     expect(common.map((f) => f.name)).toEqual(["rounds", "principle_keys", "max_new_tokens"]);
     expect(advanced.map((f) => f.name)).toEqual(["sampling", "temperature", "top_k", "greedy"]);
     expect(splitConfig(SFT).common.map((f) => f.name)).toEqual(["learning_rate", "num_train_epochs", "max_steps", "peft_method", "lora_r"]);
+  });
+
+  it("takes the common fields from the kind's common_config, in its order", () => {
+    const spec: RunKindSpec = { ...SFT, common_config: ["lora_r", "seed", "model_path", "not_a_field"] };
+    // Fields the inputs fill, and names the kind has no field for, are left out.
+    expect(splitConfig(spec).common.map((f) => f.name)).toEqual(["lora_r", "seed"]);
+    expect(splitConfig({ ...SFT, common_config: [] }).common).toEqual([]);
   });
 
   it("shows required fields up front even when they are not in the common list", () => {
@@ -284,14 +304,26 @@ describe("pickers", () => {
     { model: model(3, "tiny-lora", "causal-lm"), versions: [version(30, 3, 1, { is_adapter: true })] },
   ];
 
-  it("offers the versions an input takes, as name vN (task)", () => {
-    expect(versionChoices(registry, "sft", "base_version")).toEqual([
+  it("offers the versions an input takes (the kind's version_tasks), as name vN (task)", () => {
+    expect(versionChoices(registry, SFT, "base_version")).toEqual([
       { id: 10, label: "tiny v1 (causal-lm)" },
       { id: 11, label: "tiny v2 (causal-lm)" },
     ]);
-    expect(versionChoices(registry, "rlhf", "reward_version")).toEqual([{ id: 20, label: "rm v1 (reward-model)" }]);
-    expect(versionChoices(registry, "reward_model", "base_version").map((c) => c.id)).toEqual([20, 10, 11]);
-    expect(versionChoices(registry, "evaluate", "base_version").map((c) => c.label)).toContain("tiny-lora v1 (causal-lm) · adapter");
+    expect(versionChoices(registry, EVALUATE, "reward_version")).toEqual([{ id: 20, label: "rm v1 (reward-model)" }]);
+    const rewardModel = { version_tasks: { base_version: ["causal-lm", "classifier", "reward-model"] }, adapter_base: false };
+    expect(versionChoices(registry, rewardModel, "base_version").map((c) => c.id)).toEqual([20, 10, 11]);
+    // An input the kind lists no tasks for offers nothing.
+    expect(versionChoices(registry, SFT, "reward_version")).toEqual([]);
+  });
+
+  it("offers adapter versions only as the base of a kind whose adapter_base allows them", () => {
+    expect(versionChoices(registry, EVALUATE, "base_version").map((c) => c.label)).toContain("tiny-lora v1 (causal-lm) · adapter");
+    expect(versionChoices(registry, EVALUATE, "kl_base_version").map((c) => c.id)).toEqual([10, 11]);
+    expect(versionChoices(registry, SFT, "base_version").map((c) => c.id)).not.toContain(30);
+  });
+
+  it("offers generation (no kind spec) causal LMs and no adapter", () => {
+    expect(versionChoices(registry, CAUSAL_LM_BASE, "base_version").map((c) => c.id)).toEqual([10, 11]);
   });
 
   it("words an input's hint for the kind from the kind's hints (GET /api/runs/kinds/)", () => {

@@ -1,8 +1,10 @@
 /**
  * Starting a training run from the console: what each input of POST /api/runs/ is (its picker, label
- * and hint), which config fields a form shows up front, and the pure steps from form state to the
- * request body and from an API error back to the fields. The form is StartRunForm.tsx; the kinds,
- * their inputs, what each input means for a kind (`hints`) and their config fields come from
+ * and hint), and the pure steps from form state to the request body and from an API error back to the
+ * fields. The form is StartRunForm.tsx (its parts, shared with the sweep form, RunFormParts.tsx); the
+ * kinds, their inputs, what each input means for a kind (`hints`), how the inputs combine
+ * (`inputs_note`), which versions each version input takes (`version_tasks`, `adapter_base`), which
+ * config fields a form shows up front (`common_config`) and their config fields come from
  * GET /api/runs/kinds/ (training/selectors.py run_kinds, declared in training/kinds.py).
  *
  * Form state holds text as typed: a config field left empty (or a checkbox left at its default) is
@@ -58,35 +60,32 @@ export const INPUTS: Record<string, InputSpec> = {
   },
 };
 
-/** Which inputs are alternatives, in the API's words (training/services/run_inputs.py, cai.py). */
-export const ALTERNATIVES: Record<string, string> = {
-  sft: "Training data: a dataset and its target field (prompts rendered by the template), or a cai_run (a cai_revise run's revisions) — one or the other.",
-  reward_model: "Pairs: a ready snapshot, or a cai_run (each revision preferred over its first answer) — one or the other.",
-  dpo: "Pairs: a ready snapshot, or a cai_run (each revision preferred over its first answer) — one or the other.",
-  cai_revise: "Prompts: a dataset (with a template), or, with no dataset, the project's comparison prompts.",
-  rlhf: "Rewards: a reward model version, or a rule reward named in the config's reward_function.",
-  ai_feedback: "It labels the project's non-gold comparisons that have no AI label yet.",
-};
-
 /** An input's picker, label and hint; the hint is the kind's own (GET /api/runs/kinds/ `hints`) where it has one. */
 export function inputSpec(spec: Pick<RunKindSpec, "hints"> | null, name: string): InputSpec {
   const base = INPUTS[name] ?? { label: name, control: "text" as const, hint: "" };
   return { ...base, hint: spec?.hints?.[name] ?? base.hint };
 }
 
-/** Which registry versions an input of a kind takes (the server refuses the others by task). */
-export function versionTasks(kind: string, input: string): string[] {
-  if (input === "reward_version") return ["reward-model", "classifier"];
-  if (input === "base_version" && kind === "reward_model") return ["causal-lm", "classifier", "reward-model"];
-  return ["causal-lm"];
-}
-
 export type VersionChoice = { id: number; label: string };
 
-/** "name vN (task)" for each version an input accepts: the right task, not GGUF, adapters only for evaluate. */
-export function versionChoices(registry: { model: RegisteredModel; versions: ModelVersion[] }[], kind: string, input: string): VersionChoice[] {
-  const tasks = versionTasks(kind, input);
-  const adapters = kind === "evaluate" && input === "base_version";
+/**
+ * What a kind started elsewhere than POST /api/runs/ (generate: a project's generate endpoint, not in
+ * GET /api/runs/kinds/) takes as its base_version: a causal LM, no adapter (training/kinds.py's defaults).
+ */
+export const CAUSAL_LM_BASE: Pick<RunKindSpec, "version_tasks" | "adapter_base"> = { version_tasks: { base_version: ["causal-lm"] }, adapter_base: false };
+
+/**
+ * "name vN (task)" for each version an input of a kind accepts: a task its `version_tasks` lists, not
+ * GGUF, and adapters only as a base_version of a kind whose `adapter_base` allows them. Generation
+ * (no spec in GET /api/runs/kinds/: it starts from a project) takes CAUSAL_LM_BASE.
+ */
+export function versionChoices(
+  registry: { model: RegisteredModel; versions: ModelVersion[] }[],
+  spec: Pick<RunKindSpec, "version_tasks" | "adapter_base">,
+  input: string,
+): VersionChoice[] {
+  const tasks = spec.version_tasks[input] ?? [];
+  const adapters = spec.adapter_base && input === "base_version";
   return registry
     .filter(({ model }) => tasks.includes(model.task))
     .flatMap(({ model, versions }) =>
@@ -98,19 +97,6 @@ export function versionChoices(registry: { model: RegisteredModel; versions: Mod
 }
 
 // --- config fields ---
-
-const TRAINING_COMMON = ["learning_rate", "num_train_epochs", "max_steps", "peft_method", "lora_r"];
-
-/** The config fields shown up front per kind; the rest sit behind "Advanced". */
-export const COMMON_CONFIG: Record<string, string[]> = {
-  sft: TRAINING_COMMON,
-  reward_model: TRAINING_COMMON,
-  dpo: [...TRAINING_COMMON, "beta"],
-  rlhf: ["algorithm", "kl_coef", ...TRAINING_COMMON],
-  cai_revise: ["rounds", "principle_keys", "max_new_tokens"],
-  ai_feedback: ["principle", "both_orders"],
-  evaluate: ["max_new_tokens", "generations", "metrics"],
-};
 
 /** Known values of a few string fields, offered as suggestions (the server checks them). */
 export const SUGGESTIONS: Record<string, string[]> = {
@@ -128,10 +114,10 @@ export function editableConfig(spec: RunKindSpec): RunConfigField[] {
   return spec.config.filter((f) => !f.filled_by_inputs);
 }
 
-/** The editable fields split into the common ones (in COMMON_CONFIG's order, required ones first) and the rest. */
+/** The editable fields split into the common ones (required ones first, then the kind's `common_config` in order) and the rest. */
 export function splitConfig(spec: RunKindSpec): { common: RunConfigField[]; advanced: RunConfigField[] } {
   const fields = editableConfig(spec);
-  const names = COMMON_CONFIG[spec.kind] ?? [];
+  const names = spec.common_config ?? [];
   const required = fields.filter((f) => f.required);
   const listed = names.map((n) => fields.find((f) => f.name === n)).filter((f): f is RunConfigField => !!f && !f.required);
   const common = [...required, ...listed];
@@ -313,12 +299,19 @@ export function fieldKeys(spec: RunKindSpec | null): string[] {
  * general line), with its key in front.
  */
 export function mapRunErrors(error: unknown, spec: RunKindSpec | null): Record<string, string> {
-  const known = fieldKeys(spec);
+  return foldErrors(fieldErrors(error), fieldKeys(spec));
+}
+
+/**
+ * Errors keyed finer than a form's fields folded onto the nearest field it has (`inputs.then_sft.config.lora_r`
+ * at then_sft as "config.lora_r: ..."); one it has no field for goes to "" (the general line) with its key.
+ */
+export function foldErrors(errors: Record<string, string>, known: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   const add = (key: string, message: string) => {
     out[key] = out[key] ? `${out[key]} ${message}` : message;
   };
-  for (const [key, message] of Object.entries(fieldErrors(error))) {
+  for (const [key, message] of Object.entries(errors)) {
     if (key === "") {
       add("", message);
       continue;

@@ -7,14 +7,12 @@
  * rules live in sweeps.ts; a 400 puts each error next to its field (a search-space error at its row),
  * a 202 opens the new sweep's page.
  */
-import { useEffect, useId, useRef, useState, type FormEvent, type ReactNode } from "react";
-import { api, constitutionApi, registryVersions, runsApi, type Page, type RunConfigField, type RunKindSpec } from "../api";
-import type { Dataset, Snapshot, Template } from "../admin/types";
+import { useId, useState, type FormEvent } from "react";
+import { runsApi } from "../api";
 import { navigate } from "../router";
-import type { Run } from "../runs/runEvents";
-import { ALTERNATIVES, configControl, defaultText, inputSpec, isOptional, splitConfig, SUGGESTIONS, versionChoices, type InputValue } from "../runs/startRun";
-import { ErrorNote, Field } from "../ui/components";
-import { formatWhen } from "../ui/format";
+import { ConfigFieldset, InputsFieldset, usePickerSources, useRunFormErrors } from "../runs/RunFormParts";
+import { splitConfig, type InputValue } from "../runs/startRun";
+import { ErrorNote, Field, FieldNote } from "../ui/components";
 import { useLoad } from "../ui/hooks";
 import {
   baseSpec,
@@ -35,8 +33,6 @@ import {
 import { sweepsApi } from "./sweepsApi";
 import type { SweepField } from "./types";
 
-const SPLITS = ["train", "eval", "test"];
-
 const EMPTY: Omit<SweepForm, "inputs" | "config" | "rows"> = {
   metric: "",
   direction: "maximize",
@@ -47,48 +43,6 @@ const EMPTY: Omit<SweepForm, "inputs" | "config" | "rows"> = {
   seed: "",
   alias: "",
 };
-
-/** What the input pickers offer, loaded only for the inputs the chosen kind takes. */
-function usePickerSources(projectId: number, spec: RunKindSpec | null) {
-  const needs = (...names: string[]) => !!spec && names.some((n) => spec.inputs.includes(n));
-  const flags = {
-    registry: needs("base_version", "reward_version", "kl_base_version"),
-    snapshots: needs("snapshot"),
-    datasets: needs("dataset"),
-    templates: needs("template", "templates"),
-    constitutions: needs("constitution"),
-    caiRuns: needs("cai_run"),
-  };
-  const registry = useLoad(async () => (flags.registry ? registryVersions() : []), `registry:${flags.registry}`);
-  const snapshots = useLoad(
-    async () => (flags.snapshots ? (await api.get<Page<Snapshot>>(`projects/${projectId}/snapshots/`, { status: "ready", limit: 100 })).results : []),
-    `snapshots:${projectId}:${flags.snapshots}`,
-  );
-  const datasets = useLoad(
-    async () => (flags.datasets ? (await api.get<Page<Dataset>>(`projects/${projectId}/datasets/`, { limit: 200 })).results : []),
-    `datasets:${projectId}:${flags.datasets}`,
-  );
-  const templates = useLoad(
-    async () => (flags.templates ? (await api.get<Page<Template>>(`projects/${projectId}/templates/`, { limit: 200 })).results : []),
-    `templates:${projectId}:${flags.templates}`,
-  );
-  const constitutions = useLoad(async () => (flags.constitutions ? (await constitutionApi.list(projectId)).results : []), `constitutions:${projectId}:${flags.constitutions}`);
-  const caiRuns = useLoad(
-    async () => (flags.caiRuns ? (await api.get<Page<Run>>("runs/", { project: projectId, kind: "cai_revise", state: "succeeded", limit: 100 })).results : []),
-    `cai-runs:${projectId}:${flags.caiRuns}`,
-  );
-  return {
-    registry: registry.data ?? [],
-    snapshots: snapshots.data ?? [],
-    datasets: datasets.data ?? [],
-    templates: templates.data ?? [],
-    constitutions: constitutions.data ?? [],
-    caiRuns: caiRuns.data ?? [],
-    error: registry.error ?? snapshots.error ?? datasets.error ?? templates.error ?? constitutions.error ?? caiRuns.error,
-  };
-}
-
-type Sources = ReturnType<typeof usePickerSources>;
 
 export function StartSweepForm({ projectId, onCancel }: { projectId: number; onCancel: () => void }) {
   const kinds = useLoad(() => Promise.all([sweepsApi.kinds(), runsApi.kinds()]), "sweep-kinds");
@@ -102,23 +56,11 @@ export function StartSweepForm({ projectId, onCancel }: { projectId: number; onC
   const [objective, setObjective] = useState(EMPTY);
   const [directionTouched, setDirectionTouched] = useState(false);
   const [showAdvanced, setShowAdvanced] = useState(false);
-  const [errors, setErrors] = useState<Record<string, string>>({});
   const [sending, setSending] = useState(false);
-  const [focusError, setFocusError] = useState(0);
-  const formRef = useRef<HTMLFormElement>(null);
   const sources = usePickerSources(projectId, runSpec);
   const base = runSpec ? splitConfig(baseSpec(runSpec, rows)) : { common: [], advanced: [] };
+  const { errors, setErrors, clearError, showErrors, formRef } = useRunFormErrors(base.advanced, () => setShowAdvanced(true));
 
-  useEffect(() => {
-    if (focusError) formRef.current?.querySelector<HTMLElement>("[aria-invalid='true']")?.focus();
-  }, [focusError]);
-
-  const clearError = (key: string) =>
-    setErrors((current) => {
-      if (!(key in current)) return current;
-      const { [key]: _dropped, ...rest } = current;
-      return rest;
-    });
   const setField = <K extends keyof typeof EMPTY>(key: K, value: string) => {
     setObjective((current) => ({ ...current, [key]: value }));
     clearError(key);
@@ -144,12 +86,6 @@ export function StartSweepForm({ projectId, onCancel }: { projectId: number; onC
   const addRow = (field: SweepField) => {
     setRows((current) => [...current, newRow(field)]);
     clearError("search_space");
-  };
-
-  const showErrors = (next: Record<string, string>) => {
-    setErrors(next);
-    if (base.advanced.some((f) => `config.${f.name}` in next)) setShowAdvanced(true);
-    setFocusError((n) => n + 1);
   };
 
   const submit = async (event: FormEvent) => {
@@ -300,67 +236,35 @@ export function StartSweepForm({ projectId, onCancel }: { projectId: number; onC
               </Field>
             </div>
           </fieldset>
-          <fieldset className="run-inputs">
-            <legend className="field-label">Inputs (every trial’s)</legend>
-            {ALTERNATIVES[runSpec.kind] && (
-              <p className="alternatives small" data-testid="input-alternatives">
-                {ALTERNATIVES[runSpec.kind]}
-              </p>
-            )}
-            <ErrorNote error={sources.error} />
-            <div className="grid-3">
-              {runSpec.inputs.map((name) => (
-                <InputPicker
-                  key={name}
-                  spec={runSpec}
-                  name={name}
-                  value={inputs[name]}
-                  error={errors[`inputs.${name}`]}
-                  sources={sources}
-                  datasetId={inputs.dataset}
-                  onChange={(value) => {
-                    setInputs((current) => ({ ...current, [name]: value }));
-                    clearError(`inputs.${name}`);
-                  }}
-                />
-              ))}
-            </div>
+          <InputsFieldset
+            legend="Inputs (every trial’s)"
+            spec={runSpec}
+            values={inputs}
+            errors={errors}
+            sources={sources}
+            onChange={(name, value) => {
+              setInputs((current) => ({ ...current, [name]: value }));
+              clearError(`inputs.${name}`);
+            }}
+          >
             {runSpec.inputs.includes("output_model") && (
               <p className="muted small">Without an output model name, the trials’ versions go to a new model sweep-&lt;id&gt;-{runSpec.kind.replace(/_/g, "-")}.</p>
             )}
-          </fieldset>
-          <fieldset className="run-config">
-            <legend className="field-label">Base config (every trial’s, less the searched fields)</legend>
-            <BaseConfigTable
-              fields={base.common}
-              values={config}
-              errors={errors}
-              label="Base config"
-              onChange={(name, value) => {
-                setConfig((current) => ({ ...current, [name]: value }));
-                clearError(`config.${name}`);
-              }}
-            />
-            {base.advanced.length > 0 && (
-              <p className="advanced-toggle">
-                <button type="button" className="link" aria-expanded={showAdvanced} onClick={() => setShowAdvanced((open) => !open)}>
-                  {showAdvanced ? "▾" : "▸"} Advanced: {base.advanced.length} more fields
-                </button>
-              </p>
-            )}
-            {showAdvanced && (
-              <BaseConfigTable
-                fields={base.advanced}
-                values={config}
-                errors={errors}
-                label="Advanced base config"
-                onChange={(name, value) => {
-                  setConfig((current) => ({ ...current, [name]: value }));
-                  clearError(`config.${name}`);
-                }}
-              />
-            )}
-          </fieldset>
+          </InputsFieldset>
+          <ConfigFieldset
+            legend="Base config (every trial’s, less the searched fields)"
+            label="Base config"
+            common={base.common}
+            advanced={base.advanced}
+            values={config}
+            errors={errors}
+            onChange={(name, value) => {
+              setConfig((current) => ({ ...current, [name]: value }));
+              clearError(`config.${name}`);
+            }}
+            showAdvanced={showAdvanced}
+            onToggleAdvanced={() => setShowAdvanced((open) => !open)}
+          />
         </>
       )}
       {general && (
@@ -438,15 +342,7 @@ function SpaceRowEditor({ row, field, error, onChange, onRemove }: { row: SpaceR
             </label>
           </span>
         )}
-        {error ? (
-          <span className="field-error" role="alert" id={noteId}>
-            {error}
-          </span>
-        ) : (
-          <span className="hint" id={noteId}>
-            {hint}
-          </span>
-        )}
+        <FieldNote id={noteId} error={error} hint={hint} />
       </td>
       <td>
         <button type="button" className="link danger" onClick={onRemove} aria-label={`Remove ${row.field}`}>
@@ -479,208 +375,5 @@ function AddField({ fields, full, invalid, onAdd }: { fields: SweepField[]; full
         ))}
       </select>
     </label>
-  );
-}
-
-/** One input of the kind, picked as the start-run form picks it (runs/startRun.ts inputSpec). */
-function InputPicker({
-  spec,
-  name,
-  value,
-  error,
-  sources,
-  datasetId,
-  onChange,
-}: {
-  spec: RunKindSpec;
-  name: string;
-  value: InputValue | undefined;
-  error?: string;
-  sources: Sources;
-  datasetId: InputValue | undefined;
-  onChange: (value: InputValue) => void;
-}) {
-  const input = inputSpec(spec, name);
-  const text = typeof value === "string" ? value : "";
-  const hint: ReactNode = (
-    <>
-      <code>{name}</code> · {input.hint}
-    </>
-  );
-  const select = (placeholder: string, options: { value: string | number; label: string }[]) => (
-    <Field label={input.label} error={error} hint={hint}>
-      <select value={text} onChange={(e) => onChange(e.target.value)}>
-        <option value="">{placeholder}</option>
-        {options.map((o) => (
-          <option key={o.value} value={String(o.value)}>
-            {o.label}
-          </option>
-        ))}
-      </select>
-    </Field>
-  );
-  switch (input.control) {
-    case "version":
-      return select(
-        name === "base_version" ? "Choose a version…" : "None",
-        versionChoices(sources.registry, spec.kind, name).map((c) => ({ value: c.id, label: c.label })),
-      );
-    case "snapshot":
-      return select("None", sources.snapshots.map((s) => ({ value: s.id, label: `v${s.version} · ${(s.counts.pairs ?? 0).toLocaleString()} pairs` })));
-    case "dataset":
-      return select("None", sources.datasets.map((d) => ({ value: d.id, label: `${d.name} (${d.row_count.toLocaleString()} rows)` })));
-    case "template":
-      return select("Project default", sources.templates.map((t) => ({ value: t.id, label: `${t.name}${t.is_default ? " (default)" : ""}` })));
-    case "constitution":
-      return select("Newest", sources.constitutions.map((c) => ({ value: c.version, label: `v${c.version}${c.note ? ` · ${c.note.slice(0, 40)}` : ""}` })));
-    case "cai_run":
-      return select("None", sources.caiRuns.map((r) => ({ value: r.id, label: `Run ${r.id} · ${formatWhen(r.finished_at ?? r.created_at)}` })));
-    case "split":
-      return select("Default", SPLITS.map((s) => ({ value: s, label: s })));
-    case "templates": {
-      const checked = Array.isArray(value) ? value : [];
-      return (
-        <fieldset className={`plain field${error ? " invalid" : ""}`} aria-invalid={error ? true : undefined}>
-          <legend className="field-label">{input.label}</legend>
-          {sources.templates.map((t) => (
-            <label key={t.id} className="check">
-              <input
-                type="checkbox"
-                checked={checked.includes(String(t.id))}
-                onChange={(e) => onChange(e.target.checked ? [...checked, String(t.id)] : checked.filter((v) => v !== String(t.id)))}
-              />{" "}
-              {t.name}
-            </label>
-          ))}
-          {error ? (
-            <span className="field-error" role="alert">
-              {error}
-            </span>
-          ) : (
-            <span className="hint">{hint}</span>
-          )}
-        </fieldset>
-      );
-    }
-    case "json":
-      return (
-        <Field label={input.label} error={error} hint={hint}>
-          <textarea className="mono" rows={3} value={text} onChange={(e) => onChange(e.target.value)} />
-        </Field>
-      );
-    case "number":
-      return (
-        <Field label={input.label} error={error} hint={hint}>
-          <input inputMode="numeric" className="narrow" value={text} placeholder="all" onChange={(e) => onChange(e.target.value)} />
-        </Field>
-      );
-    default: {
-      const dataset = name.endsWith("_field") ? sources.datasets.find((d) => String(d.id) === datasetId) : undefined;
-      return (
-        <Field label={input.label} error={error} hint={dataset ? <>{hint} Columns: {dataset.fields.join(", ")}.</> : hint}>
-          <input value={text} onChange={(e) => onChange(e.target.value)} />
-        </Field>
-      );
-    }
-  }
-}
-
-/** The base config's fields (their defaults as placeholders; empty ones are not sent), as the start-run form shows them. */
-function BaseConfigTable({
-  fields,
-  values,
-  errors,
-  label,
-  onChange,
-}: {
-  fields: RunConfigField[];
-  values: Record<string, string | boolean>;
-  errors: Record<string, string>;
-  label: string;
-  onChange: (name: string, value: string | boolean) => void;
-}) {
-  if (fields.length === 0) return <p className="muted small">No common fields for this kind; see Advanced.</p>;
-  return (
-    <table className="table compact config-table" aria-label={label}>
-      <thead>
-        <tr>
-          <th>Field</th>
-          <th>Value</th>
-          <th>Type</th>
-        </tr>
-      </thead>
-      <tbody>
-        {fields.map((field) => (
-          <BaseConfigRow key={field.name} field={field} value={values[field.name]} error={errors[`config.${field.name}`]} onChange={(v) => onChange(field.name, v)} />
-        ))}
-      </tbody>
-    </table>
-  );
-}
-
-function BaseConfigRow({ field, value, error, onChange }: { field: RunConfigField; value: string | boolean | undefined; error?: string; onChange: (value: string | boolean) => void }) {
-  const id = useId();
-  const noteId = `${id}-note`;
-  const listId = `${id}-list`;
-  const control = configControl(field);
-  const notes: string[] = [];
-  if (field.worker_path) notes.push("A path on the workers: platform admins only.");
-  if (control === "csv") notes.push("Comma-separated.");
-  if (isOptional(field) && control !== "checkbox") notes.push("“none” clears it.");
-  const note = notes.join(" ");
-  const common = { id, "aria-invalid": error ? true : undefined, "aria-describedby": error || note ? noteId : undefined };
-  const text = typeof value === "string" ? value : "";
-  return (
-    <tr className={error ? "invalid" : undefined} data-field={field.name}>
-      <th scope="row">
-        <label htmlFor={id}>
-          <code>{field.name}</code>
-        </label>
-      </th>
-      <td className={`field${error ? " invalid" : ""}`}>
-        {control === "checkbox" ? (
-          <span className="check">
-            <input type="checkbox" {...common} checked={typeof value === "boolean" ? value : field.default === true} onChange={(e) => onChange(e.target.checked)} />
-            <span className="muted small">default {field.default === true ? "on" : "off"}</span>
-          </span>
-        ) : control === "json" ? (
-          <textarea {...common} className="mono" rows={2} value={text} placeholder={defaultText(field)} onChange={(e) => onChange(e.target.value)} />
-        ) : (
-          <>
-            <input
-              {...common}
-              className="mono"
-              inputMode={control === "int" ? "numeric" : control === "float" ? "decimal" : undefined}
-              value={text}
-              placeholder={defaultText(field)}
-              list={SUGGESTIONS[field.name] ? listId : undefined}
-              onChange={(e) => onChange(e.target.value)}
-            />
-            {SUGGESTIONS[field.name] && (
-              <datalist id={listId}>
-                {SUGGESTIONS[field.name].map((s) => (
-                  <option key={s} value={s} />
-                ))}
-              </datalist>
-            )}
-          </>
-        )}
-        {error ? (
-          <span className="field-error" role="alert" id={noteId}>
-            {error}
-          </span>
-        ) : (
-          note && (
-            <span className="hint" id={noteId}>
-              {note}
-            </span>
-          )
-        )}
-      </td>
-      <td className="muted small">
-        <code>{field.type}</code>
-        {field.required ? " · required" : ""}
-      </td>
-    </tr>
   );
 }

@@ -6,12 +6,13 @@
  * asks again a while after each answer (one request at a time, as the rounds page does) and stops
  * once it has ended. A sweep the user may not see is a 404: the page says so.
  */
-import { useEffect, useState, type ReactNode } from "react";
+import { useEffect } from "react";
 import { ApiError } from "../api";
 import { Link } from "../router";
+import { CancelAction, Fact } from "../runs/PageParts";
 import { stateTone } from "../runs/runEvents";
 import { Badge, ErrorNote } from "../ui/components";
-import { errorText, formatWhen } from "../ui/format";
+import { formatWhen } from "../ui/format";
 import { useLoad } from "../ui/hooks";
 import { TrialPlot } from "./SweepCharts";
 import { bestPlot, describeRange, directionText, formatDuration, formatParam, formatValue, paramPlots, searchedFields, trialMetric, trialsDone } from "./sweeps";
@@ -128,43 +129,16 @@ function SweepHeader({ sweep, live, onCancelled }: { sweep: SweepDetail; live: b
   );
 }
 
-function Fact({ label, children }: { label: string; children: ReactNode }) {
-  return (
-    <div>
-      <dt>{label}</dt>
-      <dd>{children}</dd>
-    </div>
-  );
-}
-
 /** Cancel with a confirmation: no trial starts any more, queued runs are cancelled and running ones stopped. 409 once it has ended. */
 function CancelSweep({ sweep, onCancelled }: { sweep: Sweep; onCancelled: (sweep: Sweep) => void }) {
-  const [sending, setSending] = useState(false);
-  const [error, setError] = useState("");
-  if (sweep.state !== "running" && !error) return null;
-  const cancel = async () => {
-    if (!window.confirm(`Cancel sweep ${sweep.id}? No trial starts any more and its ${sweep.trials_live} running trials are stopped; this cannot be undone.`)) return;
-    setSending(true);
-    setError("");
-    try {
-      onCancelled(await sweepsApi.cancel(sweep.id));
-    } catch (err) {
-      setError(err instanceof ApiError && err.status === 409 ? `Not cancelled: ${err.detail}` : errorText(err));
-    } finally {
-      setSending(false);
-    }
-  };
   return (
-    <span className="run-cancel">
-      <button type="button" className="secondary danger" onClick={() => void cancel()} disabled={sending || sweep.state !== "running"}>
-        {sending ? "Cancelling…" : "Cancel sweep"}
-      </button>
-      {error && (
-        <span className="error small" role="alert">
-          {error}
-        </span>
-      )}
-    </span>
+    <CancelAction
+      question={`Cancel sweep ${sweep.id}? No trial starts any more and its ${sweep.trials_live} running trials are stopped; this cannot be undone.`}
+      cancel={async () => onCancelled(await sweepsApi.cancel(sweep.id))}
+      label={(sending) => (sending ? "Cancelling…" : "Cancel sweep")}
+      disabled={sweep.state !== "running"}
+      hidden={sweep.state !== "running"}
+    />
   );
 }
 

@@ -59,6 +59,10 @@ const SFT_RUN: RunKindSpec = {
   description: "Supervised fine-tuning.",
   inputs: ["base_version", "dataset", "template", "target_field", "cai_run", "limit", "output_model"],
   hints: {},
+  inputs_note: "",
+  version_tasks: { base_version: ["causal-lm"] },
+  adapter_base: false,
+  common_config: ["learning_rate", "num_train_epochs", "max_steps", "peft_method", "lora_r"],
   config: [
     field("model_path", "str", null, { filled_by_inputs: true }),
     field("learning_rate", "float | None", null),

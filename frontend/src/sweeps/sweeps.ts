@@ -9,7 +9,7 @@
  * before the request.
  */
 import type { RunKindSpec } from "../api";
-import { buildRunRequest, editableConfig, fieldName, type InputValue } from "../runs/startRun";
+import { buildRunRequest, editableConfig, fieldName, foldErrors, type InputValue } from "../runs/startRun";
 import { fieldErrors } from "../ui/format";
 import { niceTicks } from "../ui/scale";
 import type { SearchSpace, SpaceEntry, Sweep, SweepDirection, SweepField, SweepKind, SweepPruner, SweepSampler, SweepStartBody, SweepTrial } from "./types";
@@ -267,26 +267,8 @@ export function sweepFieldKeys(run: RunKindSpec | null, rows: SpaceRow[]): strin
   return keys;
 }
 
-/**
- * Errors keyed finer than the form's fields folded onto the nearest field it has (`search_space.lr.low`
- * at the lr row as "low: ..."); one it has no field for goes to "" (the general line) with its key.
- */
-export function foldErrors(errors: Record<string, string>, known: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  const add = (key: string, message: string) => {
-    out[key] = out[key] ? `${out[key]} ${message}` : message;
-  };
-  for (const [key, message] of Object.entries(errors)) {
-    if (key === "") {
-      add("", message);
-      continue;
-    }
-    const at = known.filter((k) => key === k || key.startsWith(`${k}.`)).sort((a, b) => b.length - a.length)[0];
-    if (at === undefined) add("", `${key}: ${message}`);
-    else add(at, at === key ? message : `${key.slice(at.length + 1)}: ${message}`);
-  }
-  return out;
-}
+/** Errors keyed finer than the form's fields (`search_space.lr.low`) folded onto the nearest one (runs/startRun.ts). */
+export { foldErrors };
 
 /** A server error (400: `{errors: {"search_space.lora_r.values": [...]}}`) as messages at the form's fields. */
 export function mapSweepErrors(error: unknown, known: string[]): Record<string, string> {

@@ -21,17 +21,25 @@ export function Field({ label, error, hint, children }: { label: string; error?:
         {label}
       </label>
       {control}
-      {hint && !error && (
-        <span className="hint" id={noteId}>
-          {hint}
-        </span>
-      )}
-      {error && (
-        <span className="field-error" role="alert" id={noteId}>
-          {error}
-        </span>
-      )}
+      <FieldNote id={noteId} error={error} hint={hint || undefined} />
     </div>
+  );
+}
+
+/** A control's note (its `aria-describedby` target): the error when there is one, else the hint (none when absent). */
+export function FieldNote({ id, error, hint }: { id: string; error?: string; hint?: ReactNode }) {
+  if (error) {
+    return (
+      <span className="field-error" role="alert" id={id}>
+        {error}
+      </span>
+    );
+  }
+  if (hint === undefined || hint === null || hint === false) return null;
+  return (
+    <span className="hint" id={id}>
+      {hint}
+    </span>
   );
 }
 
@@ -111,11 +119,7 @@ export function GenerationFields({ values, error, legend = "Generation (optional
           <input inputMode="decimal" className="narrow" value={values.temperature} placeholder="default" aria-invalid={invalid} aria-describedby={described} onChange={(e) => onChange("temperature", e.target.value)} />
         </label>
       </div>
-      {error && (
-        <span className="field-error" role="alert" id={noteId}>
-          {error}
-        </span>
-      )}
+      <FieldNote id={noteId} error={error} />
     </fieldset>
   );
 }

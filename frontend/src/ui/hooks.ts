@@ -63,28 +63,39 @@ export function useWidth<T extends HTMLElement>(fallback: number): [RefObject<T 
 }
 
 /**
- * A form's values and its field errors: `set` changes a value and clears that field's error (or
- * `errorKey`'s), `show` puts errors up and focuses the first invalid control.
+ * A form's field errors by key ("" for the general line): `clearError` when a field changes, `show`
+ * puts errors up and focuses the first invalid control of `formRef`'s form.
  */
-export function useFormState<F extends Record<string, unknown>>(initial: F) {
-  const [form, setForm] = useState<F>(initial);
+export function useFieldErrors() {
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [focusError, setFocusError] = useState(0);
   const formRef = useRef<HTMLFormElement>(null);
   useEffect(() => {
     if (focusError) formRef.current?.querySelector<HTMLElement>("[aria-invalid='true']")?.focus();
   }, [focusError]);
-  const set = <K extends keyof F>(key: K, value: F[K], errorKey: string = String(key)) => {
-    setForm((current) => ({ ...current, [key]: value }));
+  const clearError = (key: string) =>
     setErrors((current) => {
-      if (!(errorKey in current)) return current;
-      const { [errorKey]: _dropped, ...rest } = current;
+      if (!(key in current)) return current;
+      const { [key]: _dropped, ...rest } = current;
       return rest;
     });
-  };
   const show = (next: Record<string, string>) => {
     setErrors(next);
     setFocusError((n) => n + 1);
+  };
+  return { errors, setErrors, clearError, show, formRef };
+}
+
+/**
+ * A form's values and its field errors: `set` changes a value and clears that field's error (or
+ * `errorKey`'s), `show` puts errors up and focuses the first invalid control.
+ */
+export function useFormState<F extends Record<string, unknown>>(initial: F) {
+  const [form, setForm] = useState<F>(initial);
+  const { errors, setErrors, clearError, show, formRef } = useFieldErrors();
+  const set = <K extends keyof F>(key: K, value: F[K], errorKey: string = String(key)) => {
+    setForm((current) => ({ ...current, [key]: value }));
+    clearError(errorKey);
   };
   return { form, setForm, errors, setErrors, set, show, formRef };
 }
