@@ -23,6 +23,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -66,7 +67,23 @@ def setup_django(scratch: Path) -> None:
     call_command("migrate", verbosity=0)
 
 
-def start_worker(threads: int) -> subprocess.Popen:
+def drain(stream, log: Path | None) -> threading.Thread:
+    """Keep reading a worker's output (into ``log``, or nowhere), so that its pipe never fills and blocks it."""
+
+    def copy() -> None:
+        with open(log if log is not None else os.devnull, "a", encoding="utf-8") as out:
+            for line in stream:
+                out.write(line)
+                out.flush()
+
+    thread = threading.Thread(target=copy, daemon=True)
+    thread.start()
+    return thread
+
+
+def start_worker(threads: int, log: Path | None = None) -> subprocess.Popen:
+    """A worker on the gpu and default queues, with beat, once it says it is ready; its output goes on
+    to ``log`` (or is read and dropped)."""
     env = {**os.environ, "RANKFORGE_RUN_THREADS": str(threads)}
     worker = subprocess.Popen(
         [
@@ -95,6 +112,7 @@ def start_worker(threads: int) -> subprocess.Popen:
     for line in worker.stdout:
         if " ready." in line:
             break
+    drain(worker.stdout, log)
     return worker
 
 
