@@ -86,6 +86,13 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
+def sign_out(page) -> None:
+    """Sign out and wait for the sign-in form: a navigation before the sign-out request ends would
+    abort it, leaving the session signed in."""
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign in").wait_for()
+
+
 def sign_in(page, username: str, password: str) -> None:
     page.goto("/")
     page.get_by_label("Username").fill(username)

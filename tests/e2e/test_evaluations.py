@@ -20,7 +20,7 @@ from tests.labeling.sxs_factories import answer, label_all, make_evaluation, que
 from training import tasks
 from training.models import TrainingRun
 
-from .conftest import screenshot, sign_in
+from .conftest import screenshot, sign_in, sign_out
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -224,7 +224,7 @@ def test_the_leaderboard_shows_humans_and_the_ai_judge_and_publishes(page, api, 
     assert not [e for e in page.console_errors if "401" not in e], page.console_errors
 
     # A reviewer reads the same page, without the publish button.
-    page.get_by_role("button", name="Sign out").click()
+    sign_out(page)
     sign_in(page, "rita", "pw-rita")
     page.goto(f"/evaluations/{evaluation.pk}")
     expect(page.get_by_role("table", name="Versions by score")).to_be_visible()

@@ -31,7 +31,7 @@ from training.models import Round, RunState, TrainingRun
 from training.services import runs
 from training.services.generation import CompletionsIngest
 
-from .conftest import screenshot, sign_in
+from .conftest import screenshot, sign_in, sign_out
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -256,7 +256,7 @@ def test_the_rounds_page_shows_each_round_side_by_side(page, api, alice, two_rou
     assert not [e for e in page.console_errors if "401" not in e], page.console_errors
 
     # A reviewer reads the same rounds, without the form.
-    page.get_by_role("button", name="Sign out").click()
+    sign_out(page)
     sign_in(page, "rita", "pw-rita")
     page.goto(f"/projects/{project.pk}/rounds")
     expect(page.get_by_role("table", name="Rounds side by side").locator("thead th[data-round]")).to_have_count(2)

@@ -4,7 +4,7 @@ import pytest
 
 from labeling.services.projects import project_create
 
-from .conftest import screenshot, sign_in
+from .conftest import screenshot, sign_in, sign_out
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,6 +20,5 @@ def test_sign_in_and_see_my_projects(page, make_user):
     sign_in(page, "alice", "pw-alice")
     page.get_by_role("heading", name="Summaries").wait_for()
     screenshot(page, "projects")
-    page.get_by_role("button", name="Sign out").click()
-    page.get_by_role("button", name="Sign in").wait_for()
+    sign_out(page)
     assert page.console_errors == [] or all("401" in e or "403" in e for e in page.console_errors)
