@@ -245,14 +245,20 @@ class RunCreateInput(serializers.Serializer):
         return _reject_unknown_keys(self, attrs)
 
 
-def _project_for_runs(user, project_id: int | None) -> Project | None:
-    """The project a new run belongs to, if the user may start runs there: its reviewers and admins
-    (platform admins count as admins; staff need the membership); no project: staff and platform admins."""
-    if project_id is None:
+def project_for_start(user, values: dict) -> Project | None:
+    """The project a new run (or sweep: runs of one kind) of ``values`` belongs to, once the user may
+    start it: in a project, its reviewers and admins (platform admins count as admins; staff need the
+    membership); without one, staff and platform admins, and no project's data. Paths on the workers
+    are for platform admins only."""
+    if values["project"] is None:
         if not selectors.is_run_staff(user):
             raise PermissionDenied("Only staff and platform admins start runs outside a project; name a project.")
-        return None
-    return project_access(user=user, project_id=project_id, at_least=Role.REVIEWER).project
+        run_access.no_project_data_without_a_project(user, values["inputs"])
+        project = None
+    else:
+        project = project_access(user=user, project_id=values["project"], at_least=Role.REVIEWER).project
+    run_access.only_platform_admins_name_paths(user, values["config"], run_access.path_fields(values["kind"]))
+    return project
 
 
 def list_filtered(queryset, request, *, states):
@@ -297,12 +303,7 @@ class RunListCreateApi(Paginated, APIView):
         data = RunCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        project = _project_for_runs(request.user, values["project"])
-        if project is None:
-            run_access.no_project_data_without_a_project(request.user, values["inputs"])
-        run_access.only_platform_admins_name_paths(
-            request.user, values["config"], run_access.path_fields(values["kind"])
-        )
+        project = project_for_start(request.user, values)
         round_ = round_services.round_for_project(project=project, round_id=values["round"])
         run = run_services.run_start(
             kind=values["kind"],

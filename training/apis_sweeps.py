@@ -15,9 +15,8 @@ from rest_framework.views import APIView
 
 from common.api import JSONObjectField, Paginated, ordered, ordering_parameter, paginate, reject_unknown_params
 from models_registry.models import ALIAS_RE
-from training import access as run_access
 from training import selectors_sweeps as selectors
-from training.apis import INPUT_SCHEMAS, _project_for_runs, _reject_unknown_keys, config_schema, list_filtered
+from training.apis import INPUT_SCHEMAS, _reject_unknown_keys, config_schema, list_filtered, project_for_start
 from training.kinds import KINDS, filled_fields
 from training.ml.configs import worker_path_fields
 from training.models import RunKind, RunState, Sweep, SweepDirection, SweepPruner, SweepSampler, SweepState
@@ -325,12 +324,7 @@ class SweepListCreateApi(Paginated, APIView):
         data = SweepCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        project = _project_for_runs(request.user, values["project"])
-        if project is None:
-            run_access.no_project_data_without_a_project(request.user, values["inputs"])
-        run_access.only_platform_admins_name_paths(
-            request.user, values["config"], run_access.path_fields(values["kind"])
-        )
+        project = project_for_start(request.user, values)
         sweep = sweep_services.sweep_create(
             kind=values["kind"],
             config=values["config"],

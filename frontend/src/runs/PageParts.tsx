@@ -1,6 +1,7 @@
 /**
  * Parts the run page (RunPage.tsx) and the sweep page (sweeps/SweepPage.tsx) share: a fact of the
- * header's facts list, and a Cancel button that asks first and shows why a cancel was refused.
+ * header's facts list, a JSON object shown under its title, and a Cancel button that asks first and
+ * shows why a cancel was refused.
  */
 import { useState, type ReactNode } from "react";
 import { ApiError } from "../api";
@@ -59,5 +60,16 @@ export function CancelAction({
         </span>
       )}
     </span>
+  );
+}
+
+/** A JSON object under its title (a dash when it is empty). */
+export function JsonBlock({ title, value }: { title: string; value: Record<string, unknown> }) {
+  const empty = !value || Object.keys(value).length === 0;
+  return (
+    <div>
+      <h3>{title}</h3>
+      {empty ? <p className="muted">—</p> : <pre className="prompt run-json">{JSON.stringify(value, null, 2)}</pre>}
+    </div>
   );
 }

@@ -403,3 +403,24 @@ function ConfigRow({ field, value, error, onChange }: { field: RunConfigField; v
     </tr>
   );
 }
+
+/** A start form's last lines: the error that names no field, then submit ("Starting…" while it sends) and Cancel. */
+export function StartActions({ general, testId, sending, ready, label, onCancel }: { general?: string; testId: string; sending: boolean; ready: boolean; label: string; onCancel: () => void }) {
+  return (
+    <>
+      {general && (
+        <p className="error" role="alert" data-testid={testId}>
+          {general}
+        </p>
+      )}
+      <div className="actions">
+        <button type="submit" disabled={sending || !ready}>
+          {sending ? "Starting…" : label}
+        </button>
+        <button type="button" className="secondary" onClick={onCancel}>
+          Cancel
+        </button>
+      </div>
+    </>
+  );
+}

@@ -11,7 +11,7 @@ import { COLORS, StepChart } from "../ui/charts";
 import { Badge, ErrorNote, ProgressBar } from "../ui/components";
 import { formatWhen } from "../ui/format";
 import { LogTail } from "./LogTail";
-import { CancelAction, Fact } from "./PageParts";
+import { CancelAction, Fact, JsonBlock } from "./PageParts";
 import { AiFeedbackSummary, Revisions } from "./Revisions";
 import { canCancel, isTerminal, progressFraction, registeredVersions, stateTone, sweepHref, type Run } from "./runEvents";
 import { useRunFeed } from "./useRunFeed";
@@ -161,15 +161,5 @@ function RunDetails({ run }: { run: Run }) {
         <JsonBlock title="Outputs" value={run.outputs} />
       </div>
     </section>
-  );
-}
-
-function JsonBlock({ title, value }: { title: string; value: Record<string, unknown> }) {
-  const empty = !value || Object.keys(value).length === 0;
-  return (
-    <div>
-      <h3>{title}</h3>
-      {empty ? <p className="muted">—</p> : <pre className="prompt run-json">{JSON.stringify(value, null, 2)}</pre>}
-    </div>
   );
 }

@@ -12,7 +12,7 @@ import { navigate } from "../router";
 import { RoundField } from "../rounds/RoundField";
 import { ErrorNote, Field } from "../ui/components";
 import { useLoad } from "../ui/hooks";
-import { ConfigFieldset, InputsFieldset, usePickerSources, useRunFormErrors } from "./RunFormParts";
+import { ConfigFieldset, InputsFieldset, StartActions, usePickerSources, useRunFormErrors } from "./RunFormParts";
 import { buildRunRequest, fieldName, mapRunErrors, splitConfig, type InputValue } from "./startRun";
 
 export function StartRunForm({ projectId, onCancel }: { projectId: number; onCancel: () => void }) {
@@ -117,19 +117,7 @@ export function StartRunForm({ projectId, onCancel }: { projectId: number; onCan
           />
         </>
       )}
-      {general && (
-        <p className="error" role="alert" data-testid="start-run-error">
-          {general}
-        </p>
-      )}
-      <div className="actions">
-        <button type="submit" disabled={sending || !kinds.data}>
-          {sending ? "Starting…" : "Start run"}
-        </button>
-        <button type="button" className="secondary" onClick={onCancel}>
-          Cancel
-        </button>
-      </div>
+      <StartActions general={general} testId="start-run-error" sending={sending} ready={!!kinds.data} label="Start run" onCancel={onCancel} />
     </form>
   );
 }

@@ -10,7 +10,7 @@
 import { useId, useState, type FormEvent } from "react";
 import { runsApi } from "../api";
 import { navigate } from "../router";
-import { ConfigFieldset, InputsFieldset, usePickerSources, useRunFormErrors } from "../runs/RunFormParts";
+import { ConfigFieldset, InputsFieldset, StartActions, usePickerSources, useRunFormErrors } from "../runs/RunFormParts";
 import { splitConfig, type InputValue } from "../runs/startRun";
 import { ErrorNote, Field, FieldNote } from "../ui/components";
 import { useLoad } from "../ui/hooks";
@@ -267,19 +267,7 @@ export function StartSweepForm({ projectId, onCancel }: { projectId: number; onC
           />
         </>
       )}
-      {general && (
-        <p className="error" role="alert" data-testid="start-sweep-error">
-          {general}
-        </p>
-      )}
-      <div className="actions">
-        <button type="submit" disabled={sending || !kinds.data}>
-          {sending ? "Starting…" : "Start sweep"}
-        </button>
-        <button type="button" className="secondary" onClick={onCancel}>
-          Cancel
-        </button>
-      </div>
+      <StartActions general={general} testId="start-sweep-error" sending={sending} ready={!!kinds.data} label="Start sweep" onCancel={onCancel} />
     </form>
   );
 }

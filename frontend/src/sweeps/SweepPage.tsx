@@ -9,7 +9,7 @@
 import { useEffect } from "react";
 import { ApiError } from "../api";
 import { Link } from "../router";
-import { CancelAction, Fact } from "../runs/PageParts";
+import { CancelAction, Fact, JsonBlock } from "../runs/PageParts";
 import { stateTone } from "../runs/runEvents";
 import { Badge, ErrorNote } from "../ui/components";
 import { formatWhen } from "../ui/format";
@@ -317,15 +317,5 @@ function SweepDetails({ sweep }: { sweep: SweepDetail }) {
         <JsonBlock title="Inputs" value={sweep.inputs} />
       </div>
     </section>
-  );
-}
-
-function JsonBlock({ title, value }: { title: string; value: Record<string, unknown> }) {
-  const empty = !value || Object.keys(value).length === 0;
-  return (
-    <div>
-      <h3>{title}</h3>
-      {empty ? <p className="muted">—</p> : <pre className="prompt run-json">{JSON.stringify(value, null, 2)}</pre>}
-    </div>
   );
 }
